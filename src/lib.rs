@@ -1,0 +1,15 @@
+//! `promoter`: promotes container images from a staging registry to
+//! production registries, as described by kpromo-compatible YAML manifests.
+//!
+//! Data flows one way (see README "Architecture"):
+//! `manifest` (parse, with spans) -> `validate` (rules -> diagnostics)
+//! -> `report` (human, JSON, GitHub annotations).
+//! `registry` holds the I/O side: one small trait, an HTTP backend and an
+//! OCI image-layout backend.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod manifest;
+pub mod registry;
+pub mod report;
+pub mod validate;

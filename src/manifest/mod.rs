@@ -1,0 +1,1 @@
+//! kpromo manifests: the model, span-aware parsing of both layouts.

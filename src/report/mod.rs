@@ -1,0 +1,1 @@
+//! Reporters: the only place that writes findings for users.
