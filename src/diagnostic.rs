@@ -272,6 +272,11 @@ impl Sources {
         self.files.insert(file, text);
     }
 
+    /// Takes in every file of `other`.
+    pub fn extend(&mut self, other: Sources) {
+        self.files.extend(other.files);
+    }
+
     /// The text of 1-based line `line` of `file`, without its line ending.
     pub fn line(&self, file: &str, line: u32) -> Option<&str> {
         let text = self.files.get(file)?;
