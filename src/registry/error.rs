@@ -1,0 +1,244 @@
+//! The registry layer's one error type, [`Error`], and its transient/permanent
+//! classification ([`Error::is_transient`]), which the retry policy of a later
+//! layer reads. Messages name the registry, repository, digest or URL, and
+//! never carry a credential.
+
+use std::path::PathBuf;
+
+use super::digest::Digest;
+use super::reference::ParseNameError;
+
+/// Shorthand for results of the registry layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong talking to a registry or an image layout.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A repository name, tag or image reference is malformed.
+    #[error(transparent)]
+    InvalidName(#[from] ParseNameError),
+
+    /// The registry wants credentials we do not have, or refused the ones we
+    /// sent.
+    #[error("{}", unauthorized_message(registry, repository, *had_credentials))]
+    Unauthorized {
+        /// Host of the registry.
+        registry: String,
+        /// Repository the request was for.
+        repository: String,
+        /// Whether credentials were sent (and refused).
+        had_credentials: bool,
+    },
+
+    /// The registry understood who we are and refused (403).
+    #[error(
+        "{registry}: access to {repository} denied (HTTP 403): the credentials lack {action} permission"
+    )]
+    Denied {
+        /// Host of the registry.
+        registry: String,
+        /// Repository the request was for.
+        repository: String,
+        /// What was attempted, such as `push`.
+        action: &'static str,
+    },
+
+    /// A manifest or blob that had to exist does not.
+    #[error("{registry}/{repository}: {what} not found")]
+    NotFound {
+        /// Host of the registry, or `oci:<dir>`.
+        registry: String,
+        /// Repository the request was for.
+        repository: String,
+        /// What was missing, such as `manifest v1.0` or `blob sha256:…`.
+        what: String,
+    },
+
+    /// Content did not hash to the digest it was addressed by. Nothing was
+    /// stored for it.
+    #[error("{location}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// `registry/repository` or a file path, plus what was read.
+        location: String,
+        /// The digest the content was addressed by.
+        expected: Digest,
+        /// The digest of the bytes actually seen.
+        actual: Digest,
+    },
+
+    /// Content was not the size its descriptor announced. Nothing was stored
+    /// for it.
+    #[error("{location}: size mismatch for {digest}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// `registry/repository` or a file path.
+        location: String,
+        /// The digest of the content.
+        digest: Digest,
+        /// Announced size.
+        expected: u64,
+        /// Bytes actually seen.
+        actual: u64,
+    },
+
+    /// The registry answered with a status the operation does not expect.
+    #[error("{method} {url}: unexpected HTTP {status}{}", body_suffix(body))]
+    Status {
+        /// HTTP method.
+        method: String,
+        /// Request URL (never contains credentials).
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// Start of the response body, for the registry's error code.
+        body: String,
+    },
+
+    /// The request did not complete: connection refused or reset, timeout, TLS.
+    #[error("{method} {url}: {source}")]
+    Transport {
+        /// HTTP method.
+        method: String,
+        /// Request URL (never contains credentials).
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The registry answered something that is not what the protocol says.
+    #[error("{url}: invalid response: {reason}")]
+    InvalidResponse {
+        /// Request URL, or a file path for image layouts.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// Refused to talk plain HTTP to a host that is neither loopback nor listed
+    /// as insecure.
+    #[error(
+        "refusing plain HTTP to {registry}: only loopback hosts and hosts given with \
+         --insecure-registry may use http://"
+    )]
+    InsecureRefused {
+        /// Host of the registry.
+        registry: String,
+    },
+
+    /// Reading credentials failed (a malformed config file, a failing helper).
+    #[error("credentials for {registry}: {reason}")]
+    Credentials {
+        /// Host the credentials were for.
+        registry: String,
+        /// What went wrong, without any secret.
+        reason: String,
+    },
+
+    /// A local file operation on an image layout failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// File or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A manifest larger than the limit registries enforce.
+    #[error("{location}: manifest larger than {limit} bytes")]
+    ManifestTooLarge {
+        /// `registry/repository@reference`.
+        location: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+
+    /// Setting up the HTTP client failed (for example an unreadable CA file).
+    #[error("HTTP client setup: {0}")]
+    Setup(String),
+}
+
+fn unauthorized_message(registry: &str, repository: &str, had_credentials: bool) -> String {
+    let env = super::credentials::env_var_name(registry);
+    if had_credentials {
+        format!(
+            "{registry}: the credentials for {registry} were refused for {repository} (HTTP 401); \
+             check them with `docker login {registry}` or the {env} environment variable"
+        )
+    } else {
+        format!(
+            "{registry}: authentication required for {repository} (HTTP 401) and no credentials \
+             were found for {registry}; log in with `docker login {registry}`, or set {env}=<user>:<password>"
+        )
+    }
+}
+
+fn body_suffix(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {body}")
+    }
+}
+
+impl Error {
+    /// Whether retrying the same request later may succeed: 408, 429 and 5xx
+    /// statuses, timeouts, refused or reset connections. Other 4xx, integrity
+    /// and local errors are permanent.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            Error::Transport { source, .. } => {
+                source.is_timeout()
+                    || source.is_connect()
+                    || source.is_request()
+                    || source.is_body()
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> Error {
+        Error::Status {
+            method: "GET".into(),
+            url: "http://127.0.0.1/v2/".into(),
+            status: code,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn classifies_statuses() {
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(status(code).is_transient(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 405, 409] {
+            assert!(!status(code).is_transient(), "{code}");
+        }
+    }
+
+    #[test]
+    fn unauthorized_says_how_to_log_in() {
+        let e = Error::Unauthorized {
+            registry: "ghcr.io".into(),
+            repository: "org/app".into(),
+            had_credentials: false,
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("docker login ghcr.io"), "{msg}");
+        assert!(msg.contains("PROMOTER_AUTH_GHCR_IO"), "{msg}");
+        assert!(!e.is_transient());
+    }
+}

@@ -1,0 +1,542 @@
+//! The OCI distribution backend: [`HttpClient`] (one connection pool and one
+//! authentication state per registry host, shared by every clone) and
+//! [`HttpRegistry`], which implements [`Registry`] over the distribution API.
+//!
+//! Request flow: operation -> [`HttpRegistry::call`] (scheme discovery,
+//! `Authorization`, one answer to a 401 challenge) -> [`transport::send`].
+//! Uploads live in `upload.rs`, listing and inventory in `listing.rs`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+use tokio::sync::OnceCell;
+use url::Url;
+
+use super::credentials::CredentialStore;
+use super::digest::Digest;
+use super::error::{Error, Result};
+use super::manifest::{self, Descriptor, MAX_MANIFEST_BYTES, Manifest};
+use super::reference::{Reference, RepoName};
+use super::stream::{Blob, BlobStream, Expected, verify_stream};
+use super::{Inventory, Registry};
+
+mod auth;
+mod listing;
+pub(crate) mod transport;
+mod upload;
+
+pub use transport::USER_AGENT;
+
+/// Settings shared by every HTTP registry.
+#[derive(Clone, Debug, Default)]
+pub struct HttpOptions {
+    /// Hosts (`host[:port]`) that may be reached over plain `http://`, in
+    /// addition to loopback hosts (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
+    /// PEM certificates trusted in addition to the system roots
+    /// (`--registry-ca`).
+    pub extra_ca_pem: Vec<Vec<u8>>,
+    /// Where credentials come from.
+    pub credentials: CredentialStore,
+}
+
+/// The shared HTTP client: one connection pool, one auth state per host.
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    http: reqwest::Client,
+    options: HttpOptions,
+    hosts: Mutex<HashMap<String, Arc<HostState>>>,
+}
+
+/// Per-host state: the base URL (found on first use) and authentication.
+#[derive(Debug)]
+struct HostState {
+    host: String,
+    endpoint: String,
+    allow_plain_http: bool,
+    base: OnceCell<Url>,
+    auth: auth::Auth,
+}
+
+impl HttpClient {
+    /// Build the client. Fails only on unusable options (a malformed CA).
+    pub fn new(options: HttpOptions) -> Result<HttpClient> {
+        let http = transport::build_client(&options.extra_ca_pem)?;
+        Ok(HttpClient {
+            shared: Arc::new(Shared {
+                http,
+                options,
+                hosts: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The registry at `host` (`host[:port]`). Registries of the same host
+    /// share their authentication state and tokens.
+    pub fn registry(&self, host: &str) -> Result<HttpRegistry> {
+        let host = host.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') {
+            return Err(Error::Setup(format!(
+                "{host:?} is not a registry host: expected host[:port]"
+            )));
+        }
+        let mut hosts = self.shared.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let state = hosts
+            .entry(host.to_owned())
+            .or_insert_with(|| {
+                let allow_plain_http = is_loopback(host)
+                    || self
+                        .shared
+                        .options
+                        .insecure_registries
+                        .iter()
+                        .any(|h| h == host);
+                // Docker Hub's API lives on another name than its images.
+                let endpoint = match host {
+                    "docker.io" | "index.docker.io" => "registry-1.docker.io".to_owned(),
+                    _ => host.to_owned(),
+                };
+                Arc::new(HostState {
+                    host: host.to_owned(),
+                    endpoint,
+                    allow_plain_http,
+                    base: OnceCell::new(),
+                    auth: auth::Auth::new(host, self.shared.options.credentials.clone()),
+                })
+            })
+            .clone();
+        Ok(HttpRegistry {
+            http: self.shared.http.clone(),
+            state,
+        })
+    }
+}
+
+/// True for `localhost`, `127.0.0.0/8` and `::1`, with or without a port.
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// One OCI distribution registry.
+#[derive(Clone, Debug)]
+pub struct HttpRegistry {
+    http: reqwest::Client,
+    state: Arc<HostState>,
+}
+
+/// `repository:<repo>:pull` (and `,push`) scopes.
+fn scope(repo: &RepoName, push: bool) -> String {
+    if push {
+        format!("repository:{repo}:pull,push")
+    } else {
+        format!("repository:{repo}:pull")
+    }
+}
+
+impl HttpRegistry {
+    /// The base URL, `https://host` or, for loopback and insecure hosts that
+    /// do not speak TLS, `http://host`. Found once by pinging `/v2/`, which
+    /// also yields the authentication challenge.
+    async fn base(&self) -> Result<&Url> {
+        self.state
+            .base
+            .get_or_try_init(|| async {
+                let https = self.ping("https").await;
+                match https {
+                    Ok(url) => Ok(url),
+                    Err(e @ Error::Transport { .. }) if self.state.allow_plain_http => {
+                        tracing::debug!(host = %self.state.host, error = %e, "no TLS, trying plain HTTP");
+                        self.ping("http").await
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+    }
+
+    async fn ping(&self, scheme: &str) -> Result<Url> {
+        let base = Url::parse(&format!("{scheme}://{}/", self.state.endpoint))
+            .map_err(|e| Error::Setup(format!("{}: {e}", self.state.host)))?;
+        let url = base.join("v2/").map_err(|e| Error::Setup(e.to_string()))?;
+        let response =
+            transport::send(&self.http, transport::Request::new(Method::GET, url)).await?;
+        self.note_challenge(&response);
+        Ok(base)
+    }
+
+    fn note_challenge(&self, response: &Response) {
+        if response.status() == StatusCode::UNAUTHORIZED
+            && let Some(value) = transport::header_str(response, WWW_AUTHENTICATE.as_str())
+        {
+            self.state.auth.set_challenge(auth::parse_challenge(value));
+        }
+    }
+
+    /// `<base>/v2/<repo>/<rest>`.
+    async fn url(&self, repo: &RepoName, rest: &str) -> Result<Url> {
+        let base = self.base().await?;
+        base.join(&format!("v2/{repo}/{rest}"))
+            .map_err(|e| Error::Setup(format!("{}: {e}", self.state.host)))
+    }
+
+    /// Resolve a `Location` header (often relative) against the base URL.
+    async fn resolve_location(&self, response: &Response) -> Result<Url> {
+        let base = self.base().await?;
+        let location =
+            transport::header_str(response, "location").ok_or_else(|| Error::InvalidResponse {
+                url: response.url().to_string(),
+                reason: "upload response has no Location header".into(),
+            })?;
+        base.join(location).map_err(|e| Error::InvalidResponse {
+            url: response.url().to_string(),
+            reason: format!("bad Location header: {e}"),
+        })
+    }
+
+    /// Send `request` with the authorization `scopes` need, answering one
+    /// 401 challenge. A second 401 is [`Error::Unauthorized`].
+    async fn call(
+        &self,
+        request: transport::Request,
+        scopes: &[String],
+        repo: &RepoName,
+    ) -> Result<Response> {
+        self.base().await?;
+        let auth = &self.state.auth;
+        let mut retried = false;
+        loop {
+            let mut attempt = request.clone();
+            if let Some(header) = auth.header(&self.http, scopes, repo.as_str()).await? {
+                attempt
+                    .headers
+                    .insert(reqwest::header::AUTHORIZATION, header);
+            }
+            let response = transport::send(&self.http, attempt).await?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            if retried {
+                return Err(Error::Unauthorized {
+                    registry: self.state.host.clone(),
+                    repository: repo.to_string(),
+                    had_credentials: auth.credential().await?.is_some(),
+                });
+            }
+            retried = true;
+            self.note_challenge(&response);
+            auth.forget(scopes).await;
+        }
+    }
+
+    fn location(&self, repo: &RepoName) -> String {
+        format!("{}/{}", self.state.host, repo)
+    }
+
+    fn not_found(&self, repo: &RepoName, what: String) -> Error {
+        Error::NotFound {
+            registry: self.state.host.clone(),
+            repository: repo.to_string(),
+            what,
+        }
+    }
+
+    /// Turn 403 into [`Error::Denied`] and anything else unexpected into
+    /// [`Error::Status`].
+    async fn fail(
+        &self,
+        method: &Method,
+        repo: &RepoName,
+        response: Response,
+        action: &'static str,
+    ) -> Error {
+        if response.status() == StatusCode::FORBIDDEN {
+            return Error::Denied {
+                registry: self.state.host.clone(),
+                repository: repo.to_string(),
+                action,
+            };
+        }
+        transport::unexpected(method, response).await
+    }
+
+    fn manifest_request(&self, method: Method, url: Url) -> transport::Request {
+        transport::Request::new(method, url)
+            .header(ACCEPT, &manifest::MANIFEST_MEDIA_TYPES.join(", "))
+    }
+
+    /// Read a manifest body, refusing more than [`MAX_MANIFEST_BYTES`].
+    async fn read_manifest_body(&self, response: Response, location: &str) -> Result<Bytes> {
+        let url = response.url().to_string();
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_MANIFEST_BYTES as u64)
+        {
+            return Err(Error::ManifestTooLarge {
+                location: location.to_owned(),
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
+        let mut body = BytesMut::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| Error::Transport {
+                method: "GET".into(),
+                url: url.clone(),
+                source,
+            })?;
+            if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
+                return Err(Error::ManifestTooLarge {
+                    location: location.to_owned(),
+                    limit: MAX_MANIFEST_BYTES,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+}
+
+/// The `Docker-Content-Digest` header, when present and well-formed.
+fn content_digest(response: &Response) -> Option<Digest> {
+    transport::header_str(response, "docker-content-digest")?
+        .parse()
+        .ok()
+}
+
+/// The media type of a response, without parameters such as `charset`.
+fn content_type(response: &Response) -> Option<String> {
+    let value = transport::header_str(response, CONTENT_TYPE.as_str())?;
+    Some(value.split(';').next().unwrap_or(value).trim().to_owned())
+}
+
+#[async_trait]
+impl Registry for HttpRegistry {
+    fn name(&self) -> &str {
+        &self.state.host
+    }
+
+    async fn list_tags(&self, repo: &RepoName) -> Result<Vec<String>> {
+        Ok(self.tags_pages(repo).await?.tags)
+    }
+
+    async fn inventory(&self, repo: &RepoName) -> Result<Inventory> {
+        self.read_inventory(repo).await
+    }
+
+    async fn head_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<Option<Descriptor>> {
+        let url = self.url(repo, &format!("manifests/{reference}")).await?;
+        let response = self
+            .call(
+                self.manifest_request(Method::HEAD, url),
+                &[scope(repo, false)],
+                repo,
+            )
+            .await?;
+        if transport::is_not_found(response.status()) {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(self.fail(&Method::HEAD, repo, response, "pull").await);
+        }
+        let digest = content_digest(&response);
+        let media_type = content_type(&response).filter(|m| manifest::is_manifest_type(m));
+        let size = response.content_length().filter(|&n| n > 0);
+        match (reference, digest, media_type, size) {
+            (Reference::Digest(wanted), Some(got), _, _) if got != *wanted => {
+                Err(Error::DigestMismatch {
+                    location: format!("{}@{wanted} (HEAD)", self.location(repo)),
+                    expected: *wanted,
+                    actual: got,
+                })
+            }
+            (_, Some(digest), Some(media_type), Some(size)) => {
+                Ok(Some(Descriptor::new(media_type, digest, size)))
+            }
+            // Some registries omit a header on HEAD: fall back to GET, which
+            // yields all three from the bytes.
+            _ => Ok(Some(self.get_manifest(repo, reference).await?.descriptor())),
+        }
+    }
+
+    async fn get_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<Manifest> {
+        let url = self.url(repo, &format!("manifests/{reference}")).await?;
+        let response = self
+            .call(
+                self.manifest_request(Method::GET, url),
+                &[scope(repo, false)],
+                repo,
+            )
+            .await?;
+        if transport::is_not_found(response.status()) {
+            return Err(self.not_found(repo, format!("manifest {reference}")));
+        }
+        if !response.status().is_success() {
+            return Err(self.fail(&Method::GET, repo, response, "pull").await);
+        }
+        let location = format!("{}:{reference}", self.location(repo));
+        let header_digest = content_digest(&response);
+        let media_type = content_type(&response);
+        let body = self.read_manifest_body(response, &location).await?;
+        let manifest = match reference {
+            Reference::Digest(d) => Manifest::verified(media_type.as_deref(), body, d, &location)?,
+            Reference::Tag(_) => Manifest::new(media_type.as_deref(), body)?,
+        };
+        if let Some(claimed) = header_digest
+            && claimed != manifest.digest()
+        {
+            return Err(Error::DigestMismatch {
+                location,
+                expected: claimed,
+                actual: manifest.digest(),
+            });
+        }
+        Ok(manifest)
+    }
+
+    async fn blob_exists(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+        let url = self.url(repo, &format!("blobs/{digest}")).await?;
+        let response = self
+            .call(
+                transport::Request::new(Method::HEAD, url),
+                &[scope(repo, false)],
+                repo,
+            )
+            .await?;
+        if transport::is_not_found(response.status()) {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(self.fail(&Method::HEAD, repo, response, "pull").await);
+        }
+        Ok(Some(response.content_length().unwrap_or_default()))
+    }
+
+    async fn get_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob> {
+        let url = self.url(repo, &format!("blobs/{digest}")).await?;
+        let response = self
+            .call(
+                transport::Request::new(Method::GET, url),
+                &[scope(repo, false)],
+                repo,
+            )
+            .await?;
+        if transport::is_not_found(response.status()) {
+            return Err(self.not_found(repo, format!("blob {digest}")));
+        }
+        if !response.status().is_success() {
+            return Err(self.fail(&Method::GET, repo, response, "pull").await);
+        }
+        let size = response.content_length();
+        let url = response.url().to_string();
+        let raw = response.bytes_stream().map(move |r| {
+            r.map_err(|source| Error::Transport {
+                method: "GET".into(),
+                url: url.clone(),
+                source,
+            })
+        });
+        let stream = verify_stream(
+            Box::pin(raw),
+            Expected {
+                digest: *digest,
+                size,
+                location: format!("{}@{digest}", self.location(repo)),
+            },
+        );
+        Ok(Blob { size, stream })
+    }
+
+    async fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<bool> {
+        self.mount(repo, digest, from).await
+    }
+
+    async fn push_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        content: BlobStream,
+    ) -> Result<()> {
+        self.upload(repo, digest, size, content).await
+    }
+
+    async fn push_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        if let Reference::Digest(d) = reference
+            && *d != manifest.digest()
+        {
+            return Err(Error::DigestMismatch {
+                location: self.location(repo),
+                expected: *d,
+                actual: manifest.digest(),
+            });
+        }
+        let url = self.url(repo, &format!("manifests/{reference}")).await?;
+        let request = transport::Request::new(Method::PUT, url)
+            .header(CONTENT_TYPE, manifest.media_type())
+            .body(manifest.bytes().clone());
+        let response = self.call(request, &[scope(repo, true)], repo).await?;
+        if !response.status().is_success() {
+            return Err(self.fail(&Method::PUT, repo, response, "push").await);
+        }
+        if let Some(stored) = content_digest(&response)
+            && stored != manifest.digest()
+        {
+            return Err(Error::DigestMismatch {
+                location: format!("{}:{reference} (stored)", self.location(repo)),
+                expected: manifest.digest(),
+                actual: stored,
+            });
+        }
+        Ok(())
+    }
+
+    async fn list_referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>> {
+        self.referrers(repo, subject).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "127.0.0.1:5000",
+            "localhost",
+            "localhost:1",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["example.com", "10.0.0.1:5000", "localhost.example.com"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+}

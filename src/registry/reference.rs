@@ -1,0 +1,235 @@
+//! Names: repository paths ([`RepoName`]), tags, manifest references
+//! ([`Reference`]: a tag or a digest) and image references ([`ImageRef`]:
+//! `registry/repository`).
+//!
+//! Validation here follows the OCI distribution grammar, which is also what
+//! keeps a repository name from escaping an image-layout directory: `..`,
+//! empty components and absolute paths can never parse.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::digest::Digest;
+
+/// A repository path inside a registry, such as `k8s-artifacts-prod/pause`.
+///
+/// Components are lowercase alphanumerics joined by `.`, `_`, `__` or runs
+/// of `-`, separated by `/` (the OCI distribution `name` grammar).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoName(String);
+
+/// Why a string is not a repository name, tag or image reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseNameError {
+    /// Not a valid repository path.
+    #[error(
+        "invalid repository name {0:?}: use lowercase letters, digits and `._-` separators in \
+         `/`-separated components (no `..`, no leading or trailing `/`)"
+    )]
+    Repository(String),
+    /// Not a valid tag.
+    #[error("invalid tag {0:?}: a tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}`")]
+    Tag(String),
+    /// Not `registry/repository`.
+    #[error("invalid image reference {0:?}: expected `registry/repository`")]
+    Image(String),
+}
+
+/// The longest repository name we accept, as distribution does.
+const MAX_REPO_LEN: usize = 255;
+
+impl RepoName {
+    /// The path as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The `/`-separated components, each safe to use as a directory name.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+}
+
+fn valid_component(c: &str) -> bool {
+    let bytes = c.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    if !alnum(first) || !alnum(last) {
+        return false;
+    }
+    // Separators: one `.`, one `_`, `__`, or any run of `-`, always between
+    // alphanumerics.
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if alnum(b) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !alnum(bytes[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+impl FromStr for RepoName {
+    type Err = ParseNameError;
+
+    fn from_str(s: &str) -> Result<RepoName, ParseNameError> {
+        if s.is_empty() || s.len() > MAX_REPO_LEN || !s.split('/').all(valid_component) {
+            return Err(ParseNameError::Repository(s.chars().take(300).collect()));
+        }
+        Ok(RepoName(s.to_owned()))
+    }
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RepoName({:?})", self.0)
+    }
+}
+
+/// Check a tag against `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn validate_tag(tag: &str) -> Result<(), ParseNameError> {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let ok = matches!(tag.as_bytes().first(), Some(&b) if word(b))
+        && tag.len() <= 128
+        && tag.bytes().all(|b| word(b) || b == b'.' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ParseNameError::Tag(tag.chars().take(200).collect()))
+    }
+}
+
+/// What a manifest is addressed by: a tag or a digest.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Reference {
+    /// A mutable name, validated by [`validate_tag`].
+    Tag(String),
+    /// Content address.
+    Digest(Digest),
+}
+
+impl Reference {
+    /// A tag reference, validated.
+    pub fn tag(tag: &str) -> Result<Reference, ParseNameError> {
+        validate_tag(tag)?;
+        Ok(Reference::Tag(tag.to_owned()))
+    }
+}
+
+impl From<Digest> for Reference {
+    fn from(d: Digest) -> Reference {
+        Reference::Digest(d)
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reference::Tag(t) => f.write_str(t),
+            Reference::Digest(d) => d.fmt(f),
+        }
+    }
+}
+
+/// An image without tag or digest: `registry/repository`, for example
+/// `registry.k8s.io/pause` or `127.0.0.1:5000/a/b`. The registry is the first
+/// `/`-separated component.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ImageRef {
+    /// Host and optional port.
+    pub registry: String,
+    /// Repository path inside the registry.
+    pub repository: RepoName,
+}
+
+impl FromStr for ImageRef {
+    type Err = ParseNameError;
+
+    fn from_str(s: &str) -> Result<ImageRef, ParseNameError> {
+        let (registry, repo) = s
+            .split_once('/')
+            .ok_or_else(|| ParseNameError::Image(s.to_owned()))?;
+        let host_ok = !registry.is_empty()
+            && registry
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        if !host_ok {
+            return Err(ParseNameError::Image(s.to_owned()));
+        }
+        Ok(ImageRef {
+            registry: registry.to_owned(),
+            repository: repo.parse()?,
+        })
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_distribution_names() {
+        for ok in [
+            "a",
+            "pause",
+            "k8s-artifacts-prod/pause",
+            "a__b/c.d/e---f",
+            "x_1",
+        ] {
+            assert!(ok.parse::<RepoName>().is_ok(), "{ok:?} refused");
+        }
+    }
+
+    #[test]
+    fn refuses_names_that_could_escape_a_directory() {
+        for bad in [
+            "", "..", "a/../b", "/abs", "a/", "a//b", ".hidden", "A", "a/./b", "a\\b", "a b",
+            "a..b", "a___b",
+        ] {
+            assert!(bad.parse::<RepoName>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn tags_follow_the_distribution_grammar() {
+        assert!(validate_tag("v1.2.3-rc.1_x").is_ok());
+        assert!(validate_tag(&"a".repeat(128)).is_ok());
+        assert!(validate_tag(&"a".repeat(129)).is_err());
+        assert!(validate_tag(".x").is_err());
+        assert!(validate_tag("").is_err());
+        assert!(validate_tag("a/b").is_err());
+    }
+
+    #[test]
+    fn image_refs_split_on_the_first_slash() {
+        let r: ImageRef = "127.0.0.1:5000/a/b".parse().unwrap();
+        assert_eq!(r.registry, "127.0.0.1:5000");
+        assert_eq!(r.repository.as_str(), "a/b");
+        assert_eq!(r.to_string(), "127.0.0.1:5000/a/b");
+        assert!("noslash".parse::<ImageRef>().is_err());
+    }
+}
