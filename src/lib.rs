@@ -7,6 +7,7 @@
 //! `registry` holds the I/O side: one small trait, an HTTP backend and an
 //! OCI image-layout backend.
 
+pub mod check;
 pub mod cli;
 pub mod diagnostic;
 pub mod manifest;

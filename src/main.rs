@@ -1,1 +1,63 @@
-fn main() {}
+//! The `promoter` binary: parse arguments, run one command, map the outcome
+//! to an exit code (0 clean, 1 findings, 2 usage or I/O error). Errors are
+//! printed once, with their causes; there are no panics to print.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use promoter::check::{self, Outcome};
+use promoter::cli::{Cli, Command};
+use promoter::diagnostic::Code;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version are not errors.
+            let code = if err.use_stderr() { 2 } else { 0 };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(&cli) {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Findings) => ExitCode::from(1),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut message = format!("error: {err}");
+            for cause in err.chain().skip(1) {
+                message.push_str(&format!("\n  caused by: {cause}"));
+            }
+            let _ = writeln!(std::io::stderr(), "{message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+    match &cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Rules => {
+            let mut out = std::io::stdout().lock();
+            for code in Code::ALL {
+                writeln!(
+                    out,
+                    "{code}  {:<8} {}",
+                    code.default_severity(),
+                    code.name()
+                )?;
+            }
+            Ok(Outcome::Clean)
+        }
+    }
+}
+
+/// `promoter check | head` must not fail loudly when `head` exits.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -149,7 +149,9 @@ pub fn thin(source: &dyn Source) -> Result<Loaded, LoadError> {
                     Some(Location::file(source.display(manifest_file).into())),
                     format!("project `{project}` has a manifest but no `{expected}`"),
                 )
-                .help(format!("create {expected} with the images to promote, or remove this manifest"));
+                .help(format!(
+                    "create {expected} with the images to promote, or remove this manifest"
+                ));
                 loaded.diagnostics.push(d);
             }
             (None, Some(images_file)) => {
@@ -157,9 +159,13 @@ pub fn thin(source: &dyn Source) -> Result<Loaded, LoadError> {
                 let d = Diagnostic::new(
                     Code::OrphanImagesFile,
                     Some(Location::file(source.display(images_file).into())),
-                    format!("images of project `{project}` are never promoted: there is no `{expected}`"),
+                    format!(
+                        "images of project `{project}` are never promoted: there is no `{expected}`"
+                    ),
                 )
-                .help(format!("add {expected} naming the registries, or check the directory name for a typo"));
+                .help(format!(
+                    "add {expected} naming the registries, or check the directory name for a typo"
+                ));
                 loaded.diagnostics.push(d);
             }
             (None, None) => {}

@@ -184,9 +184,7 @@ impl FileReader<'_> {
         // YAML 1.1 booleans, as kpromo's Go YAML library reads them.
         match node.as_str() {
             Some("true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON") => true,
-            Some("false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF") => {
-                false
-            }
+            Some("false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF") => false,
             _ if node.value == Value::Null => false,
             _ => {
                 self.expected(node, "`true` or `false`", context);
@@ -256,7 +254,10 @@ impl FileReader<'_> {
                 self.report(d);
                 continue;
             }
-            let quoted = matches!(self.text.as_bytes().get(key.pos.byte_start), Some(b'"' | b'\''));
+            let quoted = matches!(
+                self.text.as_bytes().get(key.pos.byte_start),
+                Some(b'"' | b'\'')
+            );
             let tags = self.tags(value);
             digests.push(DigestEntry {
                 digest,
@@ -379,7 +380,12 @@ pub fn thin_images(file: Arc<str>, text: &str, diagnostics: &mut Vec<Diagnostic>
 fn closest<'a>(name: &str, allowed: &[&'a str]) -> Option<&'a str> {
     allowed
         .iter()
-        .map(|k| (edit_distance(&name.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k))
+        .map(|k| {
+            (
+                edit_distance(&name.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                *k,
+            )
+        })
         .filter(|(d, k)| *d <= 2.max(k.len() / 3))
         .min()
         .map(|(_, k)| k)
@@ -445,7 +451,9 @@ mod tests {
 
     #[test]
     fn duplicate_digest_points_at_second_with_first_related() {
-        let text = format!("images:\n- name: a\n  dmap:\n    \"sha256:{HEX}\": []\n    \"sha256:{HEX}\": [v2]\n");
+        let text = format!(
+            "images:\n- name: a\n  dmap:\n    \"sha256:{HEX}\": []\n    \"sha256:{HEX}\": [v2]\n"
+        );
         let (_, d) = read(&text);
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].code, Code::DuplicateKey);
@@ -467,7 +475,10 @@ mod tests {
         let (m, d) = read("registries: nope\nimages:\n- name: [x]\n  dmap: {\"a\": 3}\n");
         assert!(m.is_some());
         let codes: Vec<Code> = d.iter().map(|d| d.code).collect();
-        assert_eq!(codes, vec![Code::YamlSyntax, Code::YamlSyntax, Code::YamlSyntax]);
+        assert_eq!(
+            codes,
+            vec![Code::YamlSyntax, Code::YamlSyntax, Code::YamlSyntax]
+        );
     }
 
     #[test]

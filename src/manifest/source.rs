@@ -131,7 +131,9 @@ impl GitTree {
         let toplevel = git(dir, &["rev-parse", "--show-toplevel"], None)?;
         let toplevel = PathBuf::from(String::from_utf8_lossy(&toplevel).trim());
         let absolute = std::fs::canonicalize(root)
-            .or_else(|_| std::fs::canonicalize(dir).map(|d| d.join(root.file_name().unwrap_or_default())))
+            .or_else(|_| {
+                std::fs::canonicalize(dir).map(|d| d.join(root.file_name().unwrap_or_default()))
+            })
             .map_err(|source| SourceError::Io {
                 path: root.to_path_buf(),
                 source,
@@ -140,7 +142,11 @@ impl GitTree {
             .strip_prefix(&toplevel)
             .map_err(|_| SourceError::Git {
                 args: "rev-parse".into(),
-                message: format!("{} is not inside the repository {}", root.display(), toplevel.display()),
+                message: format!(
+                    "{} is not inside the repository {}",
+                    root.display(),
+                    toplevel.display()
+                ),
             })?
             .to_string_lossy()
             .replace('\\', "/");
@@ -153,10 +159,23 @@ impl GitTree {
                 ),
             }
         })?;
-        let pathspec = if in_repo.is_empty() { ".".to_string() } else { in_repo.clone() };
+        let pathspec = if in_repo.is_empty() {
+            ".".to_string()
+        } else {
+            in_repo.clone()
+        };
         let listing = git(
             &toplevel,
-            &["ls-tree", "-r", "-z", "--name-only", "--full-tree", revision, "--", &pathspec],
+            &[
+                "ls-tree",
+                "-r",
+                "-z",
+                "--name-only",
+                "--full-tree",
+                revision,
+                "--",
+                &pathspec,
+            ],
             None,
         )?;
         let full_paths: Vec<String> = listing
@@ -164,10 +183,21 @@ impl GitTree {
             .filter(|p| !p.is_empty())
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect();
-        let batch_input: String = full_paths.iter().map(|p| format!("{revision}:{p}\n")).collect();
-        let batch = git(&toplevel, &["cat-file", "--batch"], Some(batch_input.as_bytes()))?;
+        let batch_input: String = full_paths
+            .iter()
+            .map(|p| format!("{revision}:{p}\n"))
+            .collect();
+        let batch = git(
+            &toplevel,
+            &["cat-file", "--batch"],
+            Some(batch_input.as_bytes()),
+        )?;
         let blobs = split_batch(&batch);
-        let strip = if in_repo.is_empty() { String::new() } else { format!("{in_repo}/") };
+        let strip = if in_repo.is_empty() {
+            String::new()
+        } else {
+            format!("{in_repo}/")
+        };
         let mut files = Vec::with_capacity(full_paths.len());
         let mut contents = HashMap::with_capacity(full_paths.len());
         for (full, blob) in full_paths.iter().zip(blobs) {
@@ -207,7 +237,11 @@ impl Source for GitTree {
     }
 
     fn display(&self, relative: &str) -> String {
-        format!("{}:{}", self.revision, join_display(&self.display_root, relative))
+        format!(
+            "{}:{}",
+            self.revision,
+            join_display(&self.display_root, relative)
+        )
     }
 }
 
@@ -220,7 +254,11 @@ fn git(dir: &Path, args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>, Sourc
         .arg("-C")
         .arg(dir)
         .args(args)
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -232,11 +270,16 @@ fn git(dir: &Path, args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>, Sourc
     }
     let mut stdout = Vec::new();
     if let Some(mut out) = child.stdout.take() {
-        out.read_to_end(&mut stdout).map_err(|e| failed(e.to_string()))?;
+        out.read_to_end(&mut stdout)
+            .map_err(|e| failed(e.to_string()))?;
     }
-    let output = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
+    let output = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
     if !output.status.success() {
-        return Err(failed(String::from_utf8_lossy(&output.stderr).trim().to_string()));
+        return Err(failed(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
     }
     Ok(stdout)
 }

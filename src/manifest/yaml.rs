@@ -112,8 +112,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
     // Manifests are plain data: no aliases are expected, and the default
     // budget's limits are far above the largest real manifest (3 MB).
-    let parsed: Result<Spanned<RawNode>, _> =
-        serde_saphyr::from_str_with_options(text, options);
+    let parsed: Result<Spanned<RawNode>, _> = serde_saphyr::from_str_with_options(text, options);
     match parsed {
         Ok(spanned) => Ok(into_node(text, spanned)),
         Err(err) => {

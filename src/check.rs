@@ -1,0 +1,136 @@
+//! The `check` command: load the manifests (and their base), run every
+//! rule, and report. Returns what happened; `main` maps it to an exit code.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{CheckArgs, ColorChoice, ManifestArgs};
+use crate::diagnostic::{Counts, Diagnostic};
+use crate::manifest::source::{GitTree, Source, WorkTree};
+use crate::manifest::{LoadError, Loaded, load};
+use crate::report::{self, Format, RenderOptions};
+use crate::validate;
+
+/// How a check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No errors (warnings allowed).
+    Clean,
+    /// At least one error-level finding.
+    Findings,
+}
+
+/// Where the base revision of the manifests comes from.
+enum Base<'a> {
+    None,
+    GitRef(&'a str),
+    Dir(&'a Path),
+}
+
+/// Reads every tree named by `args`, from the work tree or from a base.
+fn load_all(args: &ManifestArgs, base: &Base<'_>) -> Result<Loaded, LoadError> {
+    let mut loaded = Loaded::default();
+    if let Some(file) = &args.manifest {
+        let (dir, name) = split_file(file);
+        let source: Box<dyn Source> = match base {
+            Base::None => Box::new(WorkTree::new(dir)),
+            Base::GitRef(rev) => Box::new(GitTree::load(rev, file)?),
+            Base::Dir(base) if base.is_file() => {
+                let (dir, name) = split_file(base);
+                loaded.extend(load::plain(&WorkTree::new(dir), &name));
+                return Ok(loaded);
+            }
+            Base::Dir(base) => Box::new(WorkTree::new(*base)),
+        };
+        loaded.extend(load::plain(source.as_ref(), &name));
+    }
+    for dir in &args.thin_manifest_dir {
+        let source: Box<dyn Source> = match base {
+            Base::None => Box::new(WorkTree::new(dir.clone())),
+            Base::GitRef(rev) => Box::new(GitTree::load(rev, dir)?),
+            Base::Dir(base) => Box::new(WorkTree::new(*base)),
+        };
+        loaded.extend(load::thin(source.as_ref())?);
+    }
+    Ok(loaded)
+}
+
+fn split_file(file: &Path) -> (PathBuf, String) {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, name)
+}
+
+/// Loads, validates and compares; the diagnostics are filtered by
+/// `--ignore` but not yet rendered.
+pub fn diagnose(args: &CheckArgs) -> anyhow::Result<(Loaded, Vec<Diagnostic>)> {
+    if args.base_dir.is_some()
+        && usize::from(args.manifests.manifest.is_some()) + args.manifests.thin_manifest_dir.len()
+            > 1
+    {
+        anyhow::bail!(
+            "--base-dir compares one tree; give one --manifest or one --thin-manifest-dir"
+        );
+    }
+    let mut head = load_all(&args.manifests, &Base::None)?;
+    let mut diagnostics = std::mem::take(&mut head.diagnostics);
+    diagnostics.extend(validate::check(&head.manifests));
+
+    let base = match (&args.base_ref, &args.base_dir) {
+        (Some(rev), _) => Base::GitRef(rev),
+        (None, Some(dir)) => Base::Dir(dir),
+        (None, None) => Base::None,
+    };
+    if !matches!(base, Base::None) {
+        let base_tree = load_all(&args.manifests, &base)
+            .map_err(|e| anyhow::anyhow!("reading the base manifests: {e}"))?;
+        // Problems inside the base are not this change's; only compare.
+        diagnostics.extend(validate::against_base(
+            &head.manifests,
+            &base_tree.manifests,
+            args.allow_removal,
+        ));
+    }
+    diagnostics.retain(|d| !args.ignore.contains(&d.code));
+    Ok((head, diagnostics))
+}
+
+/// Runs `promoter check`, writing the report to stdout (and the job
+/// summary when `$GITHUB_STEP_SUMMARY` is set).
+pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
+    let (loaded, diagnostics) = diagnose(args)?;
+    let in_actions = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+    let format = args.format.unwrap_or(if in_actions {
+        Format::Github
+    } else {
+        Format::Human
+    });
+    let stdout = std::io::stdout();
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let mut out = stdout.lock();
+    report::render(
+        format,
+        &mut out,
+        &diagnostics,
+        &loaded.sources,
+        &RenderOptions { color },
+    )?;
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        report::write_step_summary(Path::new(&path), &diagnostics, &loaded.sources)?;
+    }
+    Ok(if Counts::of(&diagnostics).errors > 0 {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
+    })
+}
