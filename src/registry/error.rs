@@ -94,15 +94,16 @@ pub enum Error {
     },
 
     /// The request did not complete: connection refused or reset, timeout, TLS.
-    #[error("{method} {url}: {source}")]
+    /// The message carries the whole cause chain (such as the certificate
+    /// problem), so the cause is not repeated as a `source`.
+    #[error("{method} {url}: {}", cause_chain(cause))]
     Transport {
         /// HTTP method.
         method: String,
         /// Request URL (never contains credentials).
         url: String,
         /// The underlying error.
-        #[source]
-        source: reqwest::Error,
+        cause: reqwest::Error,
     },
 
     /// The registry answered something that is not what the protocol says.
@@ -173,6 +174,21 @@ fn unauthorized_message(registry: &str, repository: &str, had_credentials: bool)
     }
 }
 
+/// `outer: inner: innermost`, skipping repeats (reqwest and hyper often
+/// wrap the same message).
+fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 fn body_suffix(body: &str) -> String {
     if body.is_empty() {
         String::new()
@@ -188,11 +204,8 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
-            Error::Transport { source, .. } => {
-                source.is_timeout()
-                    || source.is_connect()
-                    || source.is_request()
-                    || source.is_body()
+            Error::Transport { cause, .. } => {
+                cause.is_timeout() || cause.is_connect() || cause.is_request() || cause.is_body()
             }
             _ => false,
         }

@@ -259,7 +259,7 @@ impl Auth {
         let body = response.bytes().await.map_err(|source| Error::Transport {
             method: method.to_string(),
             url: realm_url.clone(),
-            source,
+            cause: source,
         })?;
         // The body holds the token: never quote it in an error.
         let parsed: TokenResponse =

@@ -19,7 +19,7 @@ use crate::registry::manifest::{self, Descriptor, Manifest};
 use crate::registry::reference::{Reference, RepoName};
 use crate::registry::{Inventory, InventoryEntry, Registry};
 
-/// Tags asked for per page. Registries cap it themselves (distribution: no
+/// Tags asked for per page, unless `HttpOptions::tags_page_size` says otherwise. Registries cap it themselves (distribution: no
 /// cap by default; Artifact Registry: 10,000), so any value works; fewer
 /// pages means fewer requests.
 const PAGE_SIZE: usize = 1000;
@@ -102,7 +102,8 @@ impl HttpRegistry {
             tags: Vec::new(),
             gcr: None,
         };
-        let mut url = self.url(repo, &format!("tags/list?n={PAGE_SIZE}")).await?;
+        let page_size = self.state.tags_page_size.unwrap_or(PAGE_SIZE);
+        let mut url = self.url(repo, &format!("tags/list?n={page_size}")).await?;
         for _ in 0..MAX_PAGES {
             let response = self
                 .call(
@@ -121,7 +122,7 @@ impl HttpRegistry {
             let body = response.bytes().await.map_err(|source| Error::Transport {
                 method: "GET".into(),
                 url: url.to_string(),
-                source,
+                cause: source,
             })?;
             merge_page(&body, &url, &mut tags)?;
             let Some(next) = next else {

@@ -44,6 +44,8 @@ pub struct HttpOptions {
     pub extra_ca_pem: Vec<Vec<u8>>,
     /// Where credentials come from.
     pub credentials: CredentialStore,
+    /// Tags asked for per `tags/list` page; `None` means 1000.
+    pub tags_page_size: Option<usize>,
 }
 
 /// The shared HTTP client: one connection pool, one auth state per host.
@@ -66,6 +68,7 @@ struct HostState {
     host: String,
     endpoint: String,
     allow_plain_http: bool,
+    tags_page_size: Option<usize>,
     base: OnceCell<Url>,
     auth: auth::Auth,
 }
@@ -112,6 +115,7 @@ impl HttpClient {
                     host: host.to_owned(),
                     endpoint,
                     allow_plain_http,
+                    tags_page_size: self.shared.options.tags_page_size,
                     base: OnceCell::new(),
                     auth: auth::Auth::new(host, self.shared.options.credentials.clone()),
                 })
@@ -157,12 +161,16 @@ impl HttpRegistry {
         self.state
             .base
             .get_or_try_init(|| async {
-                let https = self.ping("https").await;
-                match https {
-                    Ok(url) => Ok(url),
+                match self.ping("https").await {
+                    Ok((url, _)) => Ok(url),
                     Err(e @ Error::Transport { .. }) if self.state.allow_plain_http => {
                         tracing::debug!(host = %self.state.host, error = %e, "no TLS, trying plain HTTP");
-                        self.ping("http").await
+                        // Only a registry answer counts: a TLS server answering
+                        // plain HTTP with 400 means the TLS error was the real one.
+                        match self.ping("http").await {
+                            Ok((url, status)) if status == StatusCode::OK || status == StatusCode::UNAUTHORIZED => Ok(url),
+                            _ => Err(e),
+                        }
                     }
                     Err(e) => Err(e),
                 }
@@ -170,14 +178,14 @@ impl HttpRegistry {
             .await
     }
 
-    async fn ping(&self, scheme: &str) -> Result<Url> {
+    async fn ping(&self, scheme: &str) -> Result<(Url, StatusCode)> {
         let base = Url::parse(&format!("{scheme}://{}/", self.state.endpoint))
             .map_err(|e| Error::Setup(format!("{}: {e}", self.state.host)))?;
         let url = base.join("v2/").map_err(|e| Error::Setup(e.to_string()))?;
         let response =
             transport::send(&self.http, transport::Request::new(Method::GET, url)).await?;
         self.note_challenge(&response);
-        Ok(base)
+        Ok((base, response.status()))
     }
 
     fn note_challenge(&self, response: &Response) {
@@ -298,7 +306,7 @@ impl HttpRegistry {
             let chunk = chunk.map_err(|source| Error::Transport {
                 method: "GET".into(),
                 url: url.clone(),
-                source,
+                cause: source,
             })?;
             if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
                 return Err(Error::ManifestTooLarge {
@@ -310,6 +318,14 @@ impl HttpRegistry {
         }
         Ok(body.freeze())
     }
+}
+
+/// The `Content-Length` header. Read from the header itself: for HEAD
+/// responses `Response::content_length` reports the (empty) body instead.
+fn header_length(response: &Response) -> Option<u64> {
+    transport::header_str(response, "content-length")?
+        .parse()
+        .ok()
 }
 
 /// The `Docker-Content-Digest` header, when present and well-formed.
@@ -360,7 +376,7 @@ impl Registry for HttpRegistry {
         }
         let digest = content_digest(&response);
         let media_type = content_type(&response).filter(|m| manifest::is_manifest_type(m));
-        let size = response.content_length().filter(|&n| n > 0);
+        let size = header_length(&response).filter(|&n| n > 0);
         match (reference, digest, media_type, size) {
             (Reference::Digest(wanted), Some(got), _, _) if got != *wanted => {
                 Err(Error::DigestMismatch {
@@ -428,7 +444,12 @@ impl Registry for HttpRegistry {
         if !response.status().is_success() {
             return Err(self.fail(&Method::HEAD, repo, response, "pull").await);
         }
-        Ok(Some(response.content_length().unwrap_or_default()))
+        header_length(&response)
+            .map(Some)
+            .ok_or_else(|| Error::InvalidResponse {
+                url: response.url().to_string(),
+                reason: "blob HEAD without Content-Length".into(),
+            })
     }
 
     async fn get_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob> {
@@ -452,7 +473,7 @@ impl Registry for HttpRegistry {
             r.map_err(|source| Error::Transport {
                 method: "GET".into(),
                 url: url.clone(),
-                source,
+                cause: source,
             })
         });
         let stream = verify_stream(

@@ -96,7 +96,7 @@ pub(crate) async fn send(client: &reqwest::Client, request: Request) -> Result<R
     builder.send().await.map_err(|source| Error::Transport {
         method: method.to_string(),
         url: url.to_string(),
-        source,
+        cause: source,
     })
 }
 

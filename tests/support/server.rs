@@ -1,0 +1,164 @@
+//! The Debian `docker-registry` (distribution 2.8) on 127.0.0.1 with a random
+//! port, in the configurations the tests need. The process is killed when the
+//! [`RegistryServer`] is dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::certs;
+use super::token::{self, TokenServer};
+
+/// User and password of the authenticated configurations.
+pub const USER: &str = "promoter";
+/// Password of [`USER`].
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// How a test registry authenticates and connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Plain HTTP, no authentication.
+    Plain,
+    /// HTTP Basic against an htpasswd file (bcrypt).
+    Htpasswd,
+    /// Bearer tokens from a [`TokenServer`] (ES256 JWT with `x5c`).
+    Token,
+    /// HTTPS with a certificate made at test time, no authentication.
+    Tls,
+}
+
+/// A running registry.
+pub struct RegistryServer {
+    /// `127.0.0.1:<port>`.
+    pub host: String,
+    /// The mode it was started in.
+    pub mode: Mode,
+    /// For [`Mode::Tls`]: the CA that signed the server certificate (PEM).
+    pub ca_pem: Option<String>,
+    /// For [`Mode::Token`]: the token server.
+    pub token_server: Option<TokenServer>,
+    /// Storage and config directory.
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl RegistryServer {
+    /// Start `docker-registry serve` in `mode`, with filesystem storage in a
+    /// temporary directory, and wait until it listens.
+    pub fn start(mode: Mode) -> RegistryServer {
+        super::require_tools();
+        let dir = tempfile::tempdir().expect("registry temp dir");
+        let path = |name: &str| -> PathBuf { dir.path().join(name) };
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:0\n  secret: promoter-test-secret\n",
+            path("storage").display()
+        );
+        let mut ca_pem = None;
+        let mut token_server = None;
+        match mode {
+            Mode::Plain => {}
+            Mode::Tls => {
+                let tls = certs::loopback_tls();
+                std::fs::write(path("cert.pem"), &tls.cert_pem).unwrap();
+                std::fs::write(path("key.pem"), &tls.key_pem).unwrap();
+                config.push_str(&format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    path("cert.pem").display(),
+                    path("key.pem").display()
+                ));
+                ca_pem = Some(tls.ca_pem);
+            }
+            Mode::Htpasswd => {
+                let salt = *b"promoter-salt-16";
+                let hash = bcrypt::hash_with_salt(PASSWORD, 5, salt)
+                    .expect("bcrypt")
+                    .format_for_version(bcrypt::Version::TwoY);
+                std::fs::write(path("htpasswd"), format!("{USER}:{hash}\n")).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: promoter-test\n    path: {}\n",
+                    path("htpasswd").display()
+                ));
+            }
+            Mode::Token => {
+                let signer = certs::token_signer();
+                std::fs::write(path("token-ca.pem"), &signer.cert_pem).unwrap();
+                let server = TokenServer::start(&signer, USER, PASSWORD);
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    server.realm,
+                    token::SERVICE,
+                    token::ISSUER,
+                    path("token-ca.pem").display()
+                ));
+                token_server = Some(server);
+            }
+        }
+        std::fs::write(path("config.yml"), config).unwrap();
+        let mut child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(path("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start docker-registry");
+        let stderr = child.stderr.take().expect("registry stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining the log after the port is known, so the
+            // registry never blocks on a full pipe.
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(tx_ref) = &tx
+                    && let Some(rest) = line.split("listening on ").nth(1)
+                {
+                    let addr: String = rest
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    let _ = tx_ref.send(addr);
+                    tx = None;
+                }
+                if std::env::var_os("PROMOTER_TEST_REGISTRY_LOG").is_some() {
+                    eprintln!("registry: {line}");
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("docker-registry did not report `listening on` within 20 s");
+            }
+        };
+        assert!(
+            addr.starts_with("127.0.0.1:"),
+            "unexpected listen address {addr}"
+        );
+        RegistryServer {
+            host: addr,
+            mode,
+            ca_pem,
+            token_server,
+            dir,
+            child,
+        }
+    }
+
+    /// `--creds` value for skopeo, when the mode authenticates.
+    pub fn skopeo_creds(&self) -> Option<String> {
+        matches!(self.mode, Mode::Htpasswd | Mode::Token).then(|| format!("{USER}:{PASSWORD}"))
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
