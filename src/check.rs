@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{CheckArgs, ColorChoice, ManifestArgs};
-use crate::diagnostic::{Counts, Diagnostic};
+use crate::diagnostic::{Code, Counts, Diagnostic};
 use crate::manifest::source::{GitTree, Source, WorkTree};
 use crate::manifest::{LoadError, Loaded, load};
 use crate::report::{self, Format, RenderOptions};
@@ -87,7 +87,20 @@ pub fn diagnose(args: &CheckArgs) -> anyhow::Result<(Loaded, Vec<Diagnostic>)> {
         (None, Some(dir)) => Base::Dir(dir),
         (None, None) => Base::None,
     };
-    if !matches!(base, Base::None) {
+    if !matches!(base, Base::None) && !head.unreadable.is_empty() {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::BaseSkipped,
+                None,
+                format!(
+                    "not compared with the base: {} file(s) could not be read, e.g. {}",
+                    head.unreadable.len(),
+                    head.unreadable[0]
+                ),
+            )
+            .help("fix the errors above and run the check again to see tag moves and removals"),
+        );
+    } else if !matches!(base, Base::None) {
         let base_tree = load_all(&args.manifests, &base)
             .map_err(|e| anyhow::anyhow!("reading the base manifests: {e}"))?;
         // Problems inside the base are not this change's; only compare.

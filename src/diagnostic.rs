@@ -116,6 +116,8 @@ codes! {
     Removal = "M401", "removal", Error;
     /// A tag now points at a different digest than in the base.
     TagMove = "M402", "tag-move", Error;
+    /// The base comparison could not run because head files are unreadable.
+    BaseSkipped = "M403", "base-skipped", Note;
 
     // M5xx: style.
     /// Image entries are not sorted by name.

@@ -24,6 +24,10 @@ pub struct Loaded {
     pub manifests: Vec<Manifest>,
     pub sources: Sources,
     pub diagnostics: Vec<Diagnostic>,
+    /// Files that could not be read or parsed at all. Their manifests are
+    /// missing from `manifests`, so comparing with a base would see every
+    /// entry in them as removed.
+    pub unreadable: Vec<Arc<str>>,
 }
 
 impl Loaded {
@@ -32,6 +36,7 @@ impl Loaded {
         self.manifests.extend(other.manifests);
         self.sources.extend(other.sources);
         self.diagnostics.extend(other.diagnostics);
+        self.unreadable.extend(other.unreadable);
     }
 
     fn read_file(&mut self, source: &dyn Source, relative: &str) -> Option<(Arc<str>, Arc<str>)> {
@@ -50,6 +55,7 @@ impl Loaded {
                 )
                 .help("check that the file exists and is readable UTF-8 text");
                 self.diagnostics.push(d);
+                self.unreadable.push(file);
                 None
             }
         }
@@ -60,8 +66,9 @@ impl Loaded {
 pub fn plain(source: &dyn Source, relative: &str) -> Loaded {
     let mut loaded = Loaded::default();
     if let Some((file, text)) = loaded.read_file(source, relative) {
-        if let Some(m) = read::plain(file, &text, &mut loaded.diagnostics) {
-            loaded.manifests.push(m);
+        match read::plain(file.clone(), &text, &mut loaded.diagnostics) {
+            Some(m) => loaded.manifests.push(m),
+            None => loaded.unreadable.push(file),
         }
     }
     loaded
@@ -127,13 +134,18 @@ pub fn thin(source: &dyn Source) -> Result<Loaded, LoadError> {
                 };
                 let Some(thin) = read::thin_manifest(file.clone(), &text, &mut loaded.diagnostics)
                 else {
+                    loaded.unreadable.push(file);
                     continue;
                 };
                 let Some((images_name, images_text)) = loaded.read_file(source, images_file) else {
                     continue;
                 };
-                let images =
-                    read::thin_images(images_name.clone(), &images_text, &mut loaded.diagnostics);
+                let Some(images) =
+                    read::thin_images(images_name.clone(), &images_text, &mut loaded.diagnostics)
+                else {
+                    loaded.unreadable.push(images_name);
+                    continue;
+                };
                 loaded.manifests.push(Manifest {
                     file,
                     images_file: images_name,

@@ -65,7 +65,7 @@ impl FileReader<'_> {
                     Some(location),
                     format!("invalid YAML: {}", err.message),
                 )
-                .help("check the indentation and quoting around this line; list items under a key must be indented consistently");
+                .help("check the indentation and quoting of this line and the lines just above it; entries of one mapping or list must line up");
                 self.report(d);
                 None
             }
@@ -363,17 +363,19 @@ pub fn thin_manifest(
     Some(manifest)
 }
 
-/// Reads a thin layout's `images.yaml` (a bare list of images).
-pub fn thin_images(file: Arc<str>, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<Image> {
+/// Reads a thin layout's `images.yaml` (a bare list of images); `None`
+/// when the file is not YAML at all.
+pub fn thin_images(
+    file: Arc<str>,
+    text: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Vec<Image>> {
     let mut reader = FileReader {
         file,
         text,
         diagnostics,
     };
-    match reader.parse() {
-        Some(root) => reader.images(&root),
-        None => Vec::new(),
-    }
+    reader.parse().map(|root| reader.images(&root))
 }
 
 /// The allowed key closest to a misspelled one, if any is close.

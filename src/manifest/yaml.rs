@@ -141,11 +141,18 @@ fn only_comments(text: &str) -> bool {
     })
 }
 
-/// serde-saphyr's message can carry its own snippet rendering; keep the
-/// first line, we render the snippet ourselves.
+/// serde-saphyr's message can carry its own prefix and snippet; keep the
+/// reason only, we render the position and the snippet ourselves.
 fn first_line_of(message: &str) -> String {
-    let line = message.lines().next().unwrap_or("invalid YAML").trim();
-    // Drop a trailing " at line X column Y": we report the position ourselves.
+    let mut line = message.lines().next().unwrap_or("invalid YAML").trim();
+    line = line.strip_prefix("error: ").unwrap_or(line);
+    // "line 10 column 7: reason" -> "reason".
+    if line.starts_with("line ") {
+        if let Some((_, reason)) = line.split_once(": ") {
+            line = reason;
+        }
+    }
+    // "reason at line X column Y" -> "reason".
     match line.find(" at line ") {
         Some(i) => line[..i].to_string(),
         None => line.to_string(),
@@ -302,6 +309,7 @@ mod tests {
     fn syntax_error_has_position() {
         let err = parse("a:\n  - x\n - y\n").unwrap_err();
         assert!(err.line >= 2, "{err:?}");
+        assert!(!err.message.contains("line "), "{err:?}");
     }
 
     #[test]
