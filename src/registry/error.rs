@@ -115,17 +115,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// Refused to talk plain HTTP to a host that is neither loopback nor listed
-    /// as insecure.
-    #[error(
-        "refusing plain HTTP to {registry}: only loopback hosts and hosts given with \
-         --insecure-registry may use http://"
-    )]
-    InsecureRefused {
-        /// Host of the registry.
-        registry: String,
-    },
-
     /// Reading credentials failed (a malformed config file, a failing helper).
     #[error("credentials for {registry}: {reason}")]
     Credentials {

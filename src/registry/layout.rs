@@ -123,14 +123,22 @@ impl LayoutRegistry {
         repo.components().fold(self.root.clone(), |p, c| p.join(c))
     }
 
-    /// Check that an existing layout directory really lies inside the root
-    /// (a symlink could point elsewhere).
+    /// Check that `dir`, or its nearest existing ancestor, really lies inside
+    /// the root: a symlink could point elsewhere. Checked before anything is
+    /// created, so nothing is ever written outside.
     async fn check_inside(&self, dir: &Path) -> Result<()> {
-        let (Ok(root), Ok(real)) = (
-            tokio::fs::canonicalize(&self.root).await,
-            tokio::fs::canonicalize(dir).await,
-        ) else {
-            return Ok(()); // Not there yet: nothing to escape through.
+        let Ok(root) = tokio::fs::canonicalize(&self.root).await else {
+            return Ok(()); // No root yet: nothing to escape through.
+        };
+        let mut probe = dir;
+        let real = loop {
+            match tokio::fs::canonicalize(probe).await {
+                Ok(real) => break real,
+                Err(_) => match probe.parent() {
+                    Some(parent) if probe != self.root => probe = parent,
+                    _ => return Ok(()),
+                },
+            }
         };
         if real.starts_with(&root) {
             Ok(())
@@ -157,10 +165,10 @@ impl LayoutRegistry {
     async fn ensure_layout(&self, repo: &RepoName) -> Result<PathBuf> {
         let dir = self.layout_dir(repo);
         let blobs = dir.join("blobs").join("sha256");
+        self.check_inside(&dir).await?;
         tokio::fs::create_dir_all(&blobs)
             .await
             .map_err(|e| Error::io(&blobs, e))?;
-        self.check_inside(&dir).await?;
         let marker = dir.join("oci-layout");
         if tokio::fs::metadata(&marker).await.is_err() {
             write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#).await?;

@@ -115,15 +115,16 @@ impl Manifest {
         expected: &Digest,
         location: &str,
     ) -> Result<Manifest> {
-        let manifest = Manifest::new(media_type, bytes)?;
-        if manifest.digest != *expected {
+        // Integrity first: bytes that do not match are not worth parsing.
+        let actual = Digest::of(&bytes);
+        if actual != *expected {
             return Err(Error::DigestMismatch {
                 location: location.to_owned(),
                 expected: *expected,
-                actual: manifest.digest,
+                actual,
             });
         }
-        Ok(manifest)
+        Manifest::new(media_type, bytes)
     }
 
     /// Media type, such as [`OCI_INDEX`].

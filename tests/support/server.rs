@@ -117,9 +117,10 @@ impl RegistryServer {
                 if let Some(tx_ref) = &tx
                     && let Some(rest) = line.split("listening on ").nth(1)
                 {
+                    // `listening on 127.0.0.1:PORT`, followed by `, tls` with TLS.
                     let addr: String = rest
                         .chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
                         .collect();
                     let _ = tx_ref.send(addr);
                     tx = None;

@@ -66,6 +66,12 @@ pub(crate) fn build_client(extra_ca_pem: &[Vec<u8>]) -> Result<reqwest::Client> 
     for pem in extra_ca_pem {
         let bundle = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| Error::Setup(format!("extra CA certificate is not PEM: {e}")))?;
+        if bundle.is_empty() {
+            return Err(Error::Setup(
+                "extra CA file holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
+                    .into(),
+            ));
+        }
         certs.extend(bundle);
     }
     reqwest::Client::builder()

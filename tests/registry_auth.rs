@@ -1,0 +1,188 @@
+//! Authentication against real `docker-registry` servers: htpasswd (Basic)
+//! and token auth (Bearer, ES256 JWTs from the test token server), with
+//! credentials from the environment form and from a docker `config.json`,
+//! and the errors users see without or with wrong credentials.
+
+mod support;
+
+use base64::Engine as _;
+use promoter::registry::credentials::CredentialStore;
+use promoter::registry::http::{HttpClient, HttpOptions};
+use promoter::registry::{Error, Reference, Registry};
+use support::conformance::{exercise, repo};
+use support::image::TestImage;
+use support::server::{Mode, PASSWORD, RegistryServer, USER};
+use support::skopeo;
+
+fn client_with(credentials: CredentialStore) -> HttpClient {
+    HttpClient::new(HttpOptions {
+        credentials,
+        ..HttpOptions::default()
+    })
+    .unwrap()
+}
+
+fn env_credentials(server: &RegistryServer, password: &str) -> CredentialStore {
+    CredentialStore::with_config_file(None).with_env_credentials(&server.host, USER, password)
+}
+
+#[tokio::test]
+async fn htpasswd_every_operation_with_env_credentials() {
+    let server = RegistryServer::start(Mode::Htpasswd);
+    let reg = client_with(env_credentials(&server, PASSWORD))
+        .registry(&server.host)
+        .unwrap();
+    exercise(&reg, &|r| skopeo::inspect_raw(&server, r)).await;
+}
+
+#[tokio::test]
+async fn htpasswd_credentials_from_a_docker_config_file() {
+    let server = RegistryServer::start(Mode::Htpasswd);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    std::fs::write(
+        &config,
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, server.host),
+    )
+    .unwrap();
+    let reg = client_with(CredentialStore::with_config_file(Some(config)))
+        .registry(&server.host)
+        .unwrap();
+    let app = repo("cfg/app");
+    TestImage::build(21).push(&reg, &app, "v1").await;
+    assert_eq!(reg.list_tags(&app).await.unwrap(), ["v1"]);
+}
+
+async fn assert_login_hint(reg: &dyn Registry, host: &str, had_credentials: bool) {
+    let err = reg.list_tags(&repo("any/thing")).await.unwrap_err();
+    let msg = err.to_string();
+    match &err {
+        Error::Unauthorized {
+            registry,
+            had_credentials: had,
+            ..
+        } => {
+            assert_eq!(registry, host);
+            assert_eq!(*had, had_credentials);
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    assert!(msg.contains(host), "{msg}");
+    assert!(msg.contains(&format!("docker login {host}")), "{msg}");
+    let env = format!("PROMOTER_AUTH_{}", host.replace(['.', ':'], "_"));
+    assert!(msg.contains(&env), "{msg}");
+    assert!(!msg.contains(PASSWORD), "secret leaked: {msg}");
+    assert!(
+        !format!("{err:?}").contains(PASSWORD),
+        "secret leaked in Debug"
+    );
+    assert!(!err.is_transient());
+}
+
+#[tokio::test]
+async fn htpasswd_without_credentials_says_how_to_log_in() {
+    let server = RegistryServer::start(Mode::Htpasswd);
+    let reg = client_with(CredentialStore::default())
+        .registry(&server.host)
+        .unwrap();
+    assert_login_hint(&reg, &server.host, false).await;
+    let msg = reg
+        .list_tags(&repo("any/thing"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("no credentials were found"), "{msg}");
+}
+
+#[tokio::test]
+async fn htpasswd_with_a_wrong_password_says_they_were_refused() {
+    let server = RegistryServer::start(Mode::Htpasswd);
+    let reg = client_with(env_credentials(&server, "wrong password"))
+        .registry(&server.host)
+        .unwrap();
+    assert_login_hint(&reg, &server.host, true).await;
+    let msg = reg
+        .list_tags(&repo("any/thing"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("were refused"), "{msg}");
+}
+
+#[tokio::test]
+async fn token_auth_every_operation() {
+    let server = RegistryServer::start(Mode::Token);
+    let reg = client_with(env_credentials(&server, PASSWORD))
+        .registry(&server.host)
+        .unwrap();
+    exercise(&reg, &|r| skopeo::inspect_raw(&server, r)).await;
+    // The mount asked for pull on the source next to push on the target.
+    let scopes = server.token_server.as_ref().unwrap().requested_scopes();
+    assert!(
+        scopes
+            .iter()
+            .any(|s| s == "repository:promoter/mounted:pull,push"),
+        "{scopes:?}"
+    );
+    assert!(
+        scopes.iter().any(|s| s == "repository:promoter/app:pull"),
+        "{scopes:?}"
+    );
+}
+
+#[tokio::test]
+async fn token_auth_mounts_across_repositories() {
+    let server = RegistryServer::start(Mode::Token);
+    let reg = client_with(env_credentials(&server, PASSWORD))
+        .registry(&server.host)
+        .unwrap();
+    let (src, dst) = (repo("team/src"), repo("team/dst"));
+    let image = TestImage::build(23);
+    image.push(&reg, &src, "v1").await;
+    for blob in &image.blobs {
+        assert!(
+            reg.mount_blob(&dst, &blob.digest(), &src).await.unwrap(),
+            "mount of {} declined",
+            blob.digest
+        );
+    }
+    for m in &image.manifests {
+        let manifest = reg
+            .get_manifest(&src, &Reference::Digest(m.digest()))
+            .await
+            .unwrap();
+        reg.push_manifest(&dst, &Reference::Digest(m.digest()), &manifest)
+            .await
+            .unwrap();
+    }
+    reg.push_manifest(
+        &dst,
+        &Reference::tag("v1").unwrap(),
+        &image.index_manifest(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        skopeo::inspect_raw(&server, "team/dst:v1"),
+        image.index.bytes.to_vec()
+    );
+}
+
+#[tokio::test]
+async fn token_auth_without_credentials_says_how_to_log_in() {
+    let server = RegistryServer::start(Mode::Token);
+    let reg = client_with(CredentialStore::default())
+        .registry(&server.host)
+        .unwrap();
+    assert_login_hint(&reg, &server.host, false).await;
+}
+
+#[tokio::test]
+async fn token_auth_with_a_wrong_password_says_they_were_refused() {
+    let server = RegistryServer::start(Mode::Token);
+    let reg = client_with(env_credentials(&server, "nope"))
+        .registry(&server.host)
+        .unwrap();
+    assert_login_hint(&reg, &server.host, true).await;
+}
