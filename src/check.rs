@@ -45,7 +45,7 @@ fn load_all(args: &ManifestArgs, base: &Base<'_>) -> Result<Loaded, LoadError> {
         loaded.extend(load::plain(source.as_ref(), &name));
     }
     for dir in &args.thin_manifest_dir {
-        let source: Box<dyn Source> = match base {
+        let source: Box<dyn Source + Sync> = match base {
             Base::None => Box::new(WorkTree::new(dir.clone())),
             Base::GitRef(rev) => Box::new(GitTree::load(rev, dir)?),
             Base::Dir(base) => Box::new(WorkTree::new(*base)),

@@ -87,7 +87,7 @@ pub enum LoadError {
 }
 
 /// Loads a thin-manifest directory.
-pub fn thin(source: &dyn Source) -> Result<Loaded, LoadError> {
+pub fn thin(source: &(dyn Source + Sync)) -> Result<Loaded, LoadError> {
     let files = source.files()?;
     // project -> (manifest file, images file), by relative path.
     let mut projects: BTreeMap<&str, (Option<&str>, Option<&str>)> = BTreeMap::new();
@@ -126,64 +126,99 @@ pub fn thin(source: &dyn Source) -> Result<Loaded, LoadError> {
         loaded.diagnostics.push(d);
     }
 
-    for (project, (manifest_file, images_file)) in projects {
-        match (manifest_file, images_file) {
-            (Some(manifest_file), Some(images_file)) => {
-                let Some((file, text)) = loaded.read_file(source, manifest_file) else {
-                    continue;
-                };
-                let Some(thin) = read::thin_manifest(file.clone(), &text, &mut loaded.diagnostics)
-                else {
-                    loaded.unreadable.push(file);
-                    continue;
-                };
-                let Some((images_name, images_text)) = loaded.read_file(source, images_file) else {
-                    continue;
-                };
-                let Some(images) =
-                    read::thin_images(images_name.clone(), &images_text, &mut loaded.diagnostics)
-                else {
-                    loaded.unreadable.push(images_name);
-                    continue;
-                };
-                loaded.manifests.push(Manifest {
-                    file,
-                    images_file: images_name,
-                    registries_at: thin.registries_at,
-                    registries: thin.registries,
-                    images,
-                });
-            }
-            (Some(manifest_file), None) => {
-                let expected = format!("images/{project}/{THIN_IMAGES_FILE}");
-                let d = Diagnostic::new(
-                    Code::MissingImagesFile,
-                    Some(Location::file(source.display(manifest_file).into())),
-                    format!("project `{project}` has a manifest but no `{expected}`"),
-                )
-                .help(format!(
-                    "create {expected} with the images to promote, or remove this manifest"
-                ));
-                loaded.diagnostics.push(d);
-            }
-            (None, Some(images_file)) => {
-                let expected = format!("manifests/{project}/{THIN_MANIFEST_FILE}");
-                let d = Diagnostic::new(
-                    Code::OrphanImagesFile,
-                    Some(Location::file(source.display(images_file).into())),
-                    format!(
-                        "images of project `{project}` are never promoted: there is no `{expected}`"
-                    ),
-                )
-                .help(format!(
-                    "add {expected} naming the registries, or check the directory name for a typo"
-                ));
-                loaded.diagnostics.push(d);
-            }
-            (None, None) => {}
-        }
+    // Projects are independent: read and parse them on every core.
+    let projects: Vec<_> = projects.into_iter().collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, projects.len().max(1));
+    let chunk = projects.len().div_ceil(threads).max(1);
+    let parts: Vec<Loaded> = std::thread::scope(|scope| {
+        let handles: Vec<_> = projects
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut loaded = Loaded::default();
+                    for (project, (manifest_file, images_file)) in part {
+                        read_project(&mut loaded, source, project, *manifest_file, *images_file);
+                    }
+                    loaded
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for part in parts {
+        loaded.extend(part);
     }
     Ok(loaded)
+}
+
+/// Reads one thin project: its manifest and its images file.
+fn read_project(
+    loaded: &mut Loaded,
+    source: &(dyn Source + Sync),
+    project: &str,
+    manifest_file: Option<&str>,
+    images_file: Option<&str>,
+) {
+    match (manifest_file, images_file) {
+        (Some(manifest_file), Some(images_file)) => {
+            let Some((file, text)) = loaded.read_file(source, manifest_file) else {
+                return;
+            };
+            let Some(thin) = read::thin_manifest(file.clone(), &text, &mut loaded.diagnostics)
+            else {
+                loaded.unreadable.push(file);
+                return;
+            };
+            let Some((images_name, images_text)) = loaded.read_file(source, images_file) else {
+                return;
+            };
+            let Some(images) =
+                read::thin_images(images_name.clone(), &images_text, &mut loaded.diagnostics)
+            else {
+                loaded.unreadable.push(images_name);
+                return;
+            };
+            loaded.manifests.push(Manifest {
+                file,
+                images_file: images_name,
+                registries_at: thin.registries_at,
+                registries: thin.registries,
+                images,
+            });
+        }
+        (Some(manifest_file), None) => {
+            let expected = format!("images/{project}/{THIN_IMAGES_FILE}");
+            let d = Diagnostic::new(
+                Code::MissingImagesFile,
+                Some(Location::file(source.display(manifest_file).into())),
+                format!("project `{project}` has a manifest but no `{expected}`"),
+            )
+            .help(format!(
+                "create {expected} with the images to promote, or remove this manifest"
+            ));
+            loaded.diagnostics.push(d);
+        }
+        (None, Some(images_file)) => {
+            let expected = format!("manifests/{project}/{THIN_MANIFEST_FILE}");
+            let d = Diagnostic::new(
+                Code::OrphanImagesFile,
+                Some(Location::file(source.display(images_file).into())),
+                format!(
+                    "images of project `{project}` are never promoted: there is no `{expected}`"
+                ),
+            )
+            .help(format!(
+                "add {expected} naming the registries, or check the directory name for a typo"
+            ));
+            loaded.diagnostics.push(d);
+        }
+        (None, None) => {}
+    }
 }
 
 fn is_yaml(file: &str) -> bool {
