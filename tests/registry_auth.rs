@@ -186,3 +186,35 @@ async fn token_auth_with_a_wrong_password_says_they_were_refused() {
         .unwrap();
     assert_login_hint(&reg, &server.host, true).await;
 }
+
+#[tokio::test]
+async fn token_auth_with_a_credential_helper() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = RegistryServer::start(Mode::Token);
+    let dir = tempfile::tempdir().unwrap();
+    // A helper that knows only this registry, as `docker-credential-*` do.
+    let helper = dir.path().join("docker-credential-promotertest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread host\nif [ \"$1\" = get ] && [ \"$host\" = '{}' ]; then\n  \
+             printf '%s' '{{\"ServerURL\":\"{}\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n\
+             else\n  echo 'credentials not found in native keychain'; exit 1\nfi\n",
+            server.host, server.host
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(r#"{{"credHelpers":{{"{}":"promotertest"}}}}"#, server.host),
+    )
+    .unwrap();
+    let store =
+        CredentialStore::with_config_file(Some(config)).with_helper_path(dir.path().as_os_str());
+    let reg = client_with(store).registry(&server.host).unwrap();
+    let app = repo("helper/app");
+    TestImage::build(29).push(&reg, &app, "v1").await;
+    assert_eq!(reg.list_tags(&app).await.unwrap(), ["v1"]);
+}

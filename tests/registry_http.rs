@@ -269,3 +269,15 @@ async fn requests_carry_the_user_agent() {
         concat!("promoter/", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[tokio::test]
+async fn a_refused_connection_is_transient_and_names_the_url() {
+    let server = RegistryServer::start(Mode::Plain);
+    let host = server.host.clone();
+    drop(server); // Nothing listens on the port any more.
+    let reg = client(HttpOptions::default()).registry(&host).unwrap();
+    let err = reg.list_tags(&repo("gone/app")).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains(&host), "{err}");
+}

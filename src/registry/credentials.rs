@@ -134,7 +134,9 @@ impl CredentialStore {
             .or_else(|| {
                 std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
             });
-        let env = std::env::vars()
+        // `vars_os`: `vars` panics on a variable that is not UTF-8.
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .filter(|(k, _)| k.starts_with("PROMOTER_AUTH_"))
             .map(|(k, v)| (k, Secret(v)))
             .collect();

@@ -2,8 +2,8 @@
 //! authentication state per registry host, shared by every clone) and
 //! [`HttpRegistry`], which implements [`Registry`] over the distribution API.
 //!
-//! Request flow: operation -> [`HttpRegistry::call`] (scheme discovery,
-//! `Authorization`, one answer to a 401 challenge) -> [`transport::send`].
+//! Request flow: operation -> `HttpRegistry::call` (scheme discovery,
+//! `Authorization`, one answer to a 401 challenge) -> `transport::send`.
 //! Uploads live in `upload.rs`, listing and inventory in `listing.rs`.
 
 use std::collections::HashMap;
@@ -34,7 +34,7 @@ mod upload;
 pub use transport::USER_AGENT;
 
 /// Settings shared by every HTTP registry.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct HttpOptions {
     /// Hosts (`host[:port]`) that may be reached over plain `http://`, in
     /// addition to loopback hosts (`--insecure-registry`).
@@ -46,6 +46,17 @@ pub struct HttpOptions {
     pub credentials: CredentialStore,
     /// Tags asked for per `tags/list` page; `None` means 1000.
     pub tags_page_size: Option<usize>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("insecure_registries", &self.insecure_registries)
+            .field("extra_ca_certificates", &self.extra_ca_pem.len())
+            .field("credentials", &self.credentials)
+            .field("tags_page_size", &self.tags_page_size)
+            .finish()
+    }
 }
 
 /// The shared HTTP client: one connection pool, one auth state per host.
@@ -230,7 +241,11 @@ impl HttpRegistry {
         let mut retried = false;
         loop {
             let mut attempt = request.clone();
-            if let Some(header) = auth.header(&self.http, scopes, repo.as_str()).await? {
+            // Upload locations may point at another host (a storage
+            // backend): registry credentials go to the registry only.
+            if same_origin(&attempt.url, self.base().await?)
+                && let Some(header) = auth.header(&self.http, scopes, repo.as_str()).await?
+            {
                 attempt
                     .headers
                     .insert(reqwest::header::AUTHORIZATION, header);
@@ -318,6 +333,11 @@ impl HttpRegistry {
         }
         Ok(body.freeze())
     }
+}
+
+/// True when `a` and `b` share scheme, host and port.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.origin() == b.origin()
 }
 
 /// The `Content-Length` header. Read from the header itself: for HEAD
