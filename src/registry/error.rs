@@ -163,6 +163,25 @@ fn unauthorized_message(registry: &str, repository: &str, had_credentials: bool)
     }
 }
 
+/// A certificate or TLS protocol failure: rustls reports it as an I/O error
+/// of kind `InvalidData`. Retrying cannot fix it.
+fn is_tls_rejection(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        // hyper wraps rustls' io::Error in another io::Error, whose
+        // `source()` skips the inner one: look inside with `get_ref`.
+        let mut io = e.downcast_ref::<std::io::Error>();
+        while let Some(err) = io {
+            if err.kind() == std::io::ErrorKind::InvalidData {
+                return true;
+            }
+            io = err.get_ref().and_then(|inner| inner.downcast_ref::<std::io::Error>());
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// `outer: inner: innermost`, skipping repeats (reqwest and hyper often
 /// wrap the same message).
 fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -194,7 +213,8 @@ impl Error {
         match self {
             Error::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
             Error::Transport { cause, .. } => {
-                cause.is_timeout() || cause.is_connect() || cause.is_request() || cause.is_body()
+                (cause.is_timeout() || cause.is_connect() || cause.is_request() || cause.is_body())
+                    && !is_tls_rejection(cause)
             }
             _ => false,
         }

@@ -208,7 +208,7 @@ mod tests {
     fn refuses_names_that_could_escape_a_directory() {
         for bad in [
             "", "..", "a/../b", "/abs", "a/", "a//b", ".hidden", "A", "a/./b", "a\\b", "a b",
-            "a..b", "a___b",
+            "a..b", "a___b", "é", "a€b", "a-é",
         ] {
             assert!(bad.parse::<RepoName>().is_err(), "{bad:?} accepted");
         }
