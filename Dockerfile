@@ -8,6 +8,9 @@ RUN apk add --no-cache musl-dev cmake make perl ca-certificates
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Strip: the release profile keeps line tables (41 MB unstripped, ~2.8 MB
+# stripped on x86_64 musl).
+ENV CARGO_PROFILE_RELEASE_STRIP=true
 RUN cargo build --release --target x86_64-unknown-linux-musl --locked \
  && cp target/x86_64-unknown-linux-musl/release/promoter /promoter
 
