@@ -129,6 +129,22 @@ async fn token_auth_every_operation() {
         scopes.iter().any(|s| s == "repository:promoter/app:pull"),
         "{scopes:?}"
     );
+    // Token requests leave the same client as registry requests; skopeo
+    // (the independent reader) fetches tokens too, under its own name.
+    let agents = server
+        .token_server
+        .as_ref()
+        .unwrap()
+        .user_agents
+        .lock()
+        .unwrap()
+        .clone();
+    let ours = concat!("promoter/", env!("CARGO_PKG_VERSION"));
+    assert!(agents.iter().any(|a| a == ours), "{agents:?}");
+    assert!(
+        agents.iter().all(|a| a == ours || a.starts_with("skopeo/")),
+        "{agents:?}"
+    );
 }
 
 #[tokio::test]

@@ -262,15 +262,6 @@ async fn promotes_from_a_layout_into_the_registry() {
 }
 
 #[tokio::test]
-async fn requests_carry_the_user_agent() {
-    assert!(promoter::registry::http::USER_AGENT.starts_with("promoter/"));
-    assert_eq!(
-        promoter::registry::http::USER_AGENT,
-        concat!("promoter/", env!("CARGO_PKG_VERSION"))
-    );
-}
-
-#[tokio::test]
 async fn a_refused_connection_is_transient_and_names_the_url() {
     let server = RegistryServer::start(Mode::Plain);
     let host = server.host.clone();

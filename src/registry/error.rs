@@ -175,7 +175,9 @@ fn is_tls_rejection(error: &(dyn std::error::Error + 'static)) -> bool {
             if err.kind() == std::io::ErrorKind::InvalidData {
                 return true;
             }
-            io = err.get_ref().and_then(|inner| inner.downcast_ref::<std::io::Error>());
+            io = err
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<std::io::Error>());
         }
         next = e.source();
     }

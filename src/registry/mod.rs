@@ -113,6 +113,8 @@ pub trait Registry: Send + Sync + fmt::Debug {
 
     /// Store a blob from a stream of `size` bytes. The content is hashed as it
     /// streams; unless it matches `digest` and `size`, nothing is committed.
+    /// Callers check [`Registry::blob_exists`] (or mount) first: over HTTP
+    /// the bytes are sent even when the registry already has them.
     async fn push_blob(
         &self,
         repo: &RepoName,

@@ -27,6 +27,8 @@ pub struct TokenServer {
     pub realm: String,
     /// Every scope requested, in order (one entry per `scope` parameter).
     pub scopes: Arc<Mutex<Vec<String>>>,
+    /// The `User-Agent` of every request.
+    pub user_agents: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     addr: std::net::SocketAddr,
 }
@@ -50,23 +52,25 @@ impl TokenServer {
             cert_der: signer.cert_der.clone(),
         });
         let scopes = Arc::new(Mutex::new(Vec::new()));
+        let user_agents = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (scopes2, stop2) = (scopes.clone(), stop.clone());
+        let (scopes2, agents2, stop2) = (scopes.clone(), user_agents.clone(), stop.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (grants, scopes) = (grants.clone(), scopes2.clone());
+                let (grants, scopes, agents) = (grants.clone(), scopes2.clone(), agents2.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &grants, &scopes);
+                    let _ = serve(conn, &grants, &scopes, &agents);
                 });
             }
         });
         TokenServer {
             realm: format!("http://{addr}/token"),
             scopes,
+            user_agents,
             stop,
             addr,
         }
@@ -86,7 +90,12 @@ impl Drop for TokenServer {
     }
 }
 
-fn serve(conn: TcpStream, grants: &Grants, scopes: &Mutex<Vec<String>>) -> std::io::Result<()> {
+fn serve(
+    conn: TcpStream,
+    grants: &Grants,
+    scopes: &Mutex<Vec<String>>,
+    agents: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -96,10 +105,12 @@ fn serve(conn: TcpStream, grants: &Grants, scopes: &Mutex<Vec<String>>) -> std::
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
             break;
         }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("authorization")
-        {
-            authorization = Some(value.trim().to_owned());
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("authorization") {
+                authorization = Some(value.trim().to_owned());
+            } else if name.eq_ignore_ascii_case("user-agent") {
+                agents.lock().unwrap().push(value.trim().to_owned());
+            }
         }
     }
     let target = request_line.split_whitespace().nth(1).unwrap_or("/");
