@@ -54,6 +54,20 @@ pub enum Error {
         what: String,
     },
 
+    /// A manifest was pushed before content it references (children first:
+    /// blobs, then child manifests, then the index).
+    #[error(
+        "{location}: manifest {manifest} references {missing}, which is not stored there yet; push it first"
+    )]
+    MissingReference {
+        /// `registry/repository`.
+        location: String,
+        /// The manifest being pushed.
+        manifest: Digest,
+        /// The blob or child manifest that is missing.
+        missing: Digest,
+    },
+
     /// Content did not hash to the digest it was addressed by. Nothing was
     /// stored for it.
     #[error("{location}: digest mismatch: expected {expected}, got {actual}")]

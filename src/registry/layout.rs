@@ -490,6 +490,25 @@ impl Registry for LayoutRegistry {
             }
         };
         let dir = self.ensure_layout(repo).await?;
+        // Refuse what a registry refuses (MANIFEST_BLOB_UNKNOWN): a manifest
+        // whose blobs or child manifests are not there yet.
+        let referenced = if manifest.is_index() {
+            manifest.child_manifests()?
+        } else {
+            manifest.blobs()?
+        };
+        for d in referenced {
+            if tokio::fs::metadata(Self::blob_path(&dir, &d.digest))
+                .await
+                .is_err()
+            {
+                return Err(Error::MissingReference {
+                    location: self.location(repo),
+                    manifest: manifest.digest(),
+                    missing: d.digest,
+                });
+            }
+        }
         let bytes = manifest.bytes().clone();
         let size = bytes.len() as u64;
         self.write_blob(

@@ -149,6 +149,20 @@ pub async fn exercise(registry: &dyn Registry, read_back: &dyn Fn(&str) -> Vec<u
         .unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
 
+    // An index pushed before its children is refused and not tagged.
+    let orphan = TestImage::build(8).index_manifest();
+    let orphan_tag = Reference::tag("orphan").unwrap();
+    assert!(
+        registry
+            .push_manifest(&app, &orphan_tag, &orphan)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        registry.head_manifest(&app, &orphan_tag).await.unwrap(),
+        None
+    );
+
     // Referrers: none, then one, stored the way a client without a
     // referrers API stores it (by digest, plus the `sha256-<hex>` index).
     assert!(
