@@ -234,3 +234,25 @@ async fn token_auth_with_a_credential_helper() {
     TestImage::build(29).push(&reg, &app, "v1").await;
     assert_eq!(reg.list_tags(&app).await.unwrap(), ["v1"]);
 }
+
+#[tokio::test]
+async fn token_auth_with_an_identity_token_from_the_docker_config() {
+    let server = RegistryServer::start(Mode::Token);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"{}"}}}}}}"#,
+            server.host,
+            support::token::REFRESH_TOKEN
+        ),
+    )
+    .unwrap();
+    let reg = client_with(CredentialStore::with_config_file(Some(config)))
+        .registry(&server.host)
+        .unwrap();
+    let app = repo("oauth/app");
+    TestImage::build(33).push(&reg, &app, "v1").await;
+    assert_eq!(reg.list_tags(&app).await.unwrap(), ["v1"]);
+}

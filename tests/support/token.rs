@@ -1,10 +1,12 @@
 //! A small token server for the distribution token-auth flow, on
 //! 127.0.0.1: `GET /token?service=..&scope=..` with HTTP Basic credentials
-//! answers `{"token": <ES256 JWT>}` granting the requested actions; without
-//! credentials it grants nothing; with wrong ones it answers 401. It records
+//! answers `{"token": <ES256 JWT>}` granting the requested actions, and so
+//! does `POST /token` with an OAuth2 refresh-token grant of
+//! [`REFRESH_TOKEN`]; without credentials it grants nothing; with wrong ones
+//! it answers 401. It records
 //! every scope asked for, so tests can check what the client requested.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,9 @@ use super::certs::TokenSigner;
 
 /// Service name the registry and the tokens agree on.
 pub const SERVICE: &str = "promoter-test-registry";
+/// The OAuth2 refresh token (docker's `identitytoken`) the server accepts.
+pub const REFRESH_TOKEN: &str = "promoter-test-refresh-token";
+
 /// Issuer the registry and the tokens agree on.
 pub const ISSUER: &str = "promoter-test-issuer";
 
@@ -100,6 +105,7 @@ fn serve(
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     let mut authorization = None;
+    let mut content_length = 0usize;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
@@ -110,29 +116,53 @@ fn serve(
                 authorization = Some(value.trim().to_owned());
             } else if name.eq_ignore_ascii_case("user-agent") {
                 agents.lock().unwrap().push(value.trim().to_owned());
+            } else if name.eq_ignore_ascii_case("content-length") {
+                content_length = value.trim().parse().unwrap_or(0);
             }
         }
     }
+    let mut form = vec![0u8; content_length];
+    reader.read_exact(&mut form)?;
     let target = request_line.split_whitespace().nth(1).unwrap_or("/");
     let url = url::Url::parse(&format!("http://x{target}")).expect("request target");
-    let requested: Vec<String> = url
-        .query_pairs()
-        .filter(|(k, _)| k == "scope")
-        .map(|(_, v)| v.into_owned())
-        .collect();
+    let is_post = request_line.starts_with("POST ");
+    // GET: `scope` query parameters. POST (OAuth2 refresh-token grant): one
+    // space-separated `scope` form field and a `refresh_token`.
+    let mut refresh_token = None;
+    let mut requested: Vec<String> = Vec::new();
+    if is_post {
+        for (k, v) in url::form_urlencoded::parse(&form) {
+            match k.as_ref() {
+                "scope" => requested.extend(v.split(' ').map(str::to_owned)),
+                "refresh_token" => refresh_token = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+    } else {
+        requested = url
+            .query_pairs()
+            .filter(|(k, _)| k == "scope")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+    }
     scopes.lock().unwrap().extend(requested.iter().cloned());
 
     let expected = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", grants.user, grants.password));
-    let (status, body) = match authorization.as_deref() {
-        Some(a) if a == format!("Basic {expected}") => {
+    let (status, body) = match (authorization.as_deref(), refresh_token.as_deref()) {
+        (_, Some(REFRESH_TOKEN)) => ("200 OK", token_body(grants, &grants.user, &requested)),
+        (_, Some(_)) => (
+            "401 Unauthorized",
+            r#"{"error":"invalid_grant"}"#.to_owned(),
+        ),
+        (Some(a), None) if a == format!("Basic {expected}") => {
             ("200 OK", token_body(grants, &grants.user, &requested))
         }
-        Some(_) => (
+        (Some(_), None) => (
             "401 Unauthorized",
             r#"{"details":"bad credentials"}"#.to_owned(),
         ),
-        None => ("200 OK", token_body(grants, "", &[])),
+        (None, None) => ("200 OK", token_body(grants, "", &[])),
     };
     let mut conn = conn;
     write!(

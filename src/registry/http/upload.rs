@@ -165,6 +165,7 @@ impl HttpRegistry {
                 return Ok(session);
             }
             let chunk = buffer.split().freeze();
+            buffer.reserve(CHUNK_SIZE);
             let end = offset + chunk.len() as u64 - 1;
             let request = transport::Request::new(Method::PATCH, session.clone())
                 .header(CONTENT_TYPE, OCTET_STREAM)
