@@ -164,8 +164,10 @@ impl HttpRegistry {
             if buffer.is_empty() {
                 return Ok(session);
             }
+            // No reserve here: the buffer regrows while the next chunk is
+            // read, after this one has been sent and freed (one chunk of
+            // memory, not two).
             let chunk = buffer.split().freeze();
-            buffer.reserve(CHUNK_SIZE);
             let end = offset + chunk.len() as u64 - 1;
             let request = transport::Request::new(Method::PATCH, session.clone())
                 .header(CONTENT_TYPE, OCTET_STREAM)
