@@ -2,6 +2,7 @@
 //! (syntax, wrong types, unknown and duplicate keys) as diagnostics and
 //! carrying on, so that one file yields every problem it has.
 
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use super::model::{DigestEntry, Image, Located, Manifest, Registry};
@@ -239,11 +240,15 @@ impl FileReader<'_> {
             }
         };
         let mut digests: Vec<DigestEntry> = Vec::with_capacity(entries.len());
+        // Digest -> index in `digests`; legacy dmaps hold thousands of keys.
+        let mut seen: FxHashMap<&str, usize> = FxHashMap::default();
+        seen.reserve(entries.len());
         for (key, value) in entries {
             let Some(digest) = self.string(key, "a `dmap` digest") else {
                 continue;
             };
-            if let Some(first) = digests.iter().find(|d| d.digest.value == digest.value) {
+            let raw = key.as_str().unwrap_or_default();
+            if let Some(first) = seen.get(raw).map(|i| &digests[*i]) {
                 let d = Diagnostic::new(
                     Code::DuplicateKey,
                     Some(digest.at.clone()),
@@ -259,6 +264,7 @@ impl FileReader<'_> {
                 Some(b'"' | b'\'')
             );
             let tags = self.tags(value);
+            seen.insert(raw, digests.len());
             digests.push(DigestEntry {
                 digest,
                 quoted,
