@@ -256,3 +256,38 @@ async fn token_auth_with_an_identity_token_from_the_docker_config() {
     TestImage::build(33).push(&reg, &app, "v1").await;
     assert_eq!(reg.list_tags(&app).await.unwrap(), ["v1"]);
 }
+
+#[tokio::test]
+async fn tokens_are_cached_per_registry_and_scope() {
+    let server = RegistryServer::start(Mode::Token);
+    let client = client_with(env_credentials(&server, PASSWORD));
+    let reg = client.registry(&server.host).unwrap();
+    let app = repo("cache/app");
+    TestImage::build(35).push(&reg, &app, "v1").await;
+    let tokens = server.token_server.as_ref().unwrap();
+    let pulls = |scopes: Vec<String>| {
+        scopes
+            .iter()
+            .filter(|s| *s == "repository:cache/app:pull")
+            .count()
+    };
+    let before = pulls(tokens.requested_scopes());
+    // Many reads, through two registry values of the same client: one token.
+    let again = client.registry(&server.host).unwrap();
+    for _ in 0..10 {
+        reg.head_manifest(&app, &Reference::tag("v1").unwrap())
+            .await
+            .unwrap();
+        again.list_tags(&app).await.unwrap();
+    }
+    assert_eq!(pulls(tokens.requested_scopes()) - before, 1);
+    // Another scope gets its own token.
+    let other = repo("cache/other");
+    reg.list_tags(&other).await.unwrap();
+    assert!(
+        tokens
+            .requested_scopes()
+            .iter()
+            .any(|s| s == "repository:cache/other:pull")
+    );
+}

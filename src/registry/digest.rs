@@ -10,6 +10,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
+use super::reference::ParseNameError;
+
 /// A `sha256:<64 lowercase hex>` content digest, stored as its 32 raw bytes.
 ///
 /// Other algorithms (`sha512:`) are refused when parsing: no registry the
@@ -17,14 +19,6 @@ use sha2::{Digest as _, Sha256};
 /// `Copy` and cheap to hash.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Digest([u8; 32]);
-
-/// Why a string is not a digest.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid digest {input:?}: expected `sha256:` followed by 64 lowercase hex digits")]
-pub struct ParseDigestError {
-    /// The rejected text, cut to 100 characters.
-    pub input: String,
-}
 
 impl Digest {
     /// The sha256 digest of `bytes`.
@@ -50,12 +44,10 @@ impl Digest {
 }
 
 impl FromStr for Digest {
-    type Err = ParseDigestError;
+    type Err = ParseNameError;
 
-    fn from_str(s: &str) -> Result<Digest, ParseDigestError> {
-        let err = || ParseDigestError {
-            input: s.chars().take(100).collect(),
-        };
+    fn from_str(s: &str) -> Result<Digest, ParseNameError> {
+        let err = || ParseNameError::Digest(s.chars().take(100).collect());
         let hex_part = s.strip_prefix("sha256:").ok_or_else(err)?;
         // `hex::decode` accepts uppercase; registries and the OCI spec do not.
         if hex_part.len() != 64

@@ -14,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong talking to a registry or an image layout.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A repository name, tag or image reference is malformed.
+    /// A repository name, tag, digest or image reference is malformed.
     #[error(transparent)]
     InvalidName(#[from] ParseNameError),
 

@@ -18,7 +18,7 @@ use super::digest::Digest;
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RepoName(String);
 
-/// Why a string is not a repository name, tag or image reference.
+/// Why a string is not a repository name, tag, digest or image reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseNameError {
     /// Not a valid repository path.
@@ -30,6 +30,9 @@ pub enum ParseNameError {
     /// Not a valid tag.
     #[error("invalid tag {0:?}: a tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}`")]
     Tag(String),
+    /// Not `sha256:` followed by 64 lowercase hex digits.
+    #[error("invalid digest {0:?}: expected `sha256:` followed by 64 lowercase hex digits")]
+    Digest(String),
     /// Not `registry/repository`.
     #[error("invalid image reference {0:?}: expected `registry/repository`")]
     Image(String),
