@@ -40,8 +40,11 @@ fn check_json(args: &[&str], dir: &Path) -> (i32, Vec<Value>) {
     (out.status.code().expect("exit code"), findings)
 }
 
+/// (code, file relative to the tree, line, column).
+type Finding = (String, String, u64, u64);
+
 /// (code, file relative to `root`, line, column) of every error.
-fn errors(findings: &[Value], root: &str) -> Vec<(String, String, u64, u64)> {
+fn errors(findings: &[Value], root: &str) -> Vec<Finding> {
     findings
         .iter()
         .filter(|f| f["severity"] == "error")
@@ -58,7 +61,7 @@ fn errors(findings: &[Value], root: &str) -> Vec<(String, String, u64, u64)> {
         .collect()
 }
 
-fn e(code: &str, file: &str, line: u64, column: u64) -> (String, String, u64, u64) {
+fn e(code: &str, file: &str, line: u64, column: u64) -> Finding {
     (code.to_string(), file.to_string(), line, column)
 }
 
@@ -153,7 +156,7 @@ impl Edit {
     }
 
     /// Errors of `check` on head, compared with the corpus as base.
-    fn check(&self, extra: &[&str]) -> (i32, Vec<(String, String, u64, u64)>, Vec<Value>) {
+    fn check(&self, extra: &[&str]) -> (i32, Vec<Finding>, Vec<Value>) {
         let base = corpus("registry.k8s.io");
         let mut args = vec![
             "--thin-manifest-dir",
@@ -348,12 +351,21 @@ fn base_ref_reads_the_base_from_git() {
     );
 
     let out = promoter(
-        &["check", "--thin-manifest-dir", "head", "--base-ref", "no-such-ref"],
+        &[
+            "check",
+            "--thin-manifest-dir",
+            "head",
+            "--base-ref",
+            "no-such-ref",
+        ],
         dir,
     );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("revision `no-such-ref` not found; fetch it first"), "{stderr}");
+    assert!(
+        stderr.contains("revision `no-such-ref` not found; fetch it first"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -294,28 +294,35 @@ pub fn check_against_base(
     let mut pairs: Vec<_> = pairs.into_iter().collect();
     pairs.sort_unstable_by_key(|(_, ids)| ids.iter().min().copied());
 
-    let mut found: Vec<(Code, Option<&Location>, &Location, &str, &str, &str)> = Vec::new();
+    let mut found: Vec<BaseFinding<'_>> = Vec::new();
     for ((head_gids, base_gids), mut ids) in pairs {
         ids.sort_unstable();
         let start = found.len();
         for (tag, was) in base_claims.all_tags(base_gids) {
             match head_claims.tag(head_gids, tag) {
                 Some(now) if now.digest != was.digest => {
-                    found.push((
-                        Code::TagMove,
-                        Some(now.at),
-                        was.at,
+                    found.push(BaseFinding {
+                        code: Code::TagMove,
+                        primary: Some(now.at),
+                        was_at: was.at,
                         tag,
-                        was.digest,
-                        now.digest,
-                    ));
+                        digest: was.digest,
+                        now: now.digest,
+                    });
                 }
                 Some(_) => {}
                 None if allow_removal => {}
                 None => {
                     // When the whole digest is gone, the digest finding covers it.
                     if let Some(digest_at) = head_claims.has_digest(head_gids, was.digest) {
-                        found.push((Code::Removal, Some(digest_at), was.at, tag, was.digest, ""));
+                        found.push(BaseFinding {
+                            code: Code::Removal,
+                            primary: Some(digest_at),
+                            was_at: was.at,
+                            tag,
+                            digest: was.digest,
+                            now: "",
+                        });
                     }
                 }
             }
@@ -326,46 +333,66 @@ pub fn check_against_base(
                 .map(|g| head_claims.groups[*g as usize].image_at);
             for (digest, was_at) in base_claims.all_digests(base_gids) {
                 if head_claims.has_digest(head_gids, digest).is_none() {
-                    found.push((Code::Removal, image_at, was_at, "", digest, ""));
+                    found.push(BaseFinding {
+                        code: Code::Removal,
+                        primary: image_at,
+                        was_at,
+                        tag: "",
+                        digest,
+                        now: "",
+                    });
                 }
             }
         }
-        found[start..].sort_by(|a, b| (a.1, a.2).cmp(&(b.1, b.2)));
+        found[start..].sort_by(|a, b| (a.primary, a.was_at).cmp(&(b.primary, b.was_at)));
         let place = where_(&repos, &ids);
-        for (code, primary, was_at, tag, digest, now) in found.drain(start..) {
-            out.push(base_finding(
-                code, primary, was_at, tag, digest, now, &place,
-            ));
-        }
+        out.extend(found.drain(start..).map(|f| f.into_diagnostic(&place)));
     }
 }
 
-fn base_finding(
+/// One difference from the base, before it becomes a diagnostic.
+struct BaseFinding<'a> {
     code: Code,
-    primary: Option<&Location>,
-    was_at: &Location,
-    tag: &str,
-    digest: &str,
-    now: &str,
-    place: &str,
-) -> Diagnostic {
-    match (code, tag) {
-        (Code::TagMove, _) => Diagnostic::new(
+    /// Where in the head tree (`None` when the image is gone from it).
+    primary: Option<&'a Location>,
+    /// Where in the base tree.
+    was_at: &'a Location,
+    /// The tag, or `""` for a whole digest.
+    tag: &'a str,
+    /// The digest in the base.
+    digest: &'a str,
+    /// The digest in the head, for a tag move.
+    now: &'a str,
+}
+
+impl BaseFinding<'_> {
+    fn into_diagnostic(self, place: &str) -> Diagnostic {
+        let BaseFinding {
             code,
-            primary.cloned(),
-            format!("tag `{tag}` would move {place}: from `{digest}` to `{now}`"),
-        )
-        .help("a published tag must never point elsewhere; give the new digest a new tag")
-        .related(was_at.clone(), "the tag's digest in the base"),
-        (_, "") => Diagnostic::new(code, primary.cloned(), format!("digest `{digest}` is removed {place}"))
-            .help("promotion never deletes images; restore the entry, or pass --allow-removal if dropping it from the manifest is intended")
-            .related(was_at.clone(), "listed here in the base"),
-        _ => Diagnostic::new(
-            code,
-            primary.cloned(),
-            format!("tag `{tag}` of digest `{digest}` is removed {place}"),
-        )
-        .help("promotion never deletes tags; restore it, or pass --allow-removal if dropping it from the manifest is intended")
-        .related(was_at.clone(), "tagged here in the base"),
+            primary,
+            was_at,
+            tag,
+            digest,
+            now,
+        } = self;
+        match (code, tag) {
+            (Code::TagMove, _) => Diagnostic::new(
+                code,
+                primary.cloned(),
+                format!("tag `{tag}` would move {place}: from `{digest}` to `{now}`"),
+            )
+            .help("a published tag must never point elsewhere; give the new digest a new tag")
+            .related(was_at.clone(), "the tag's digest in the base"),
+            (_, "") => Diagnostic::new(code, primary.cloned(), format!("digest `{digest}` is removed {place}"))
+                .help("promotion never deletes images; restore the entry, or pass --allow-removal if dropping it from the manifest is intended")
+                .related(was_at.clone(), "listed here in the base"),
+            _ => Diagnostic::new(
+                code,
+                primary.cloned(),
+                format!("tag `{tag}` of digest `{digest}` is removed {place}"),
+            )
+            .help("promotion never deletes tags; restore it, or pass --allow-removal if dropping it from the manifest is intended")
+            .related(was_at.clone(), "tagged here in the base"),
+        }
     }
 }

@@ -150,10 +150,10 @@ pub fn registry_name(value: &str) -> Result<(), String> {
             return Err(format!("`{domain}` is not a valid host name"));
         }
     }
-    if let Some(port) = port {
-        if port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) || port.len() > 5 {
-            return Err(format!("`{port}` is not a valid port"));
-        }
+    if let Some(port) = port
+        && (port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) || port.len() > 5)
+    {
+        return Err(format!("`{port}` is not a valid port"));
     }
     match path {
         Some(path) => path.split('/').try_for_each(path_component),
