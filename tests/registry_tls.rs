@@ -36,7 +36,10 @@ async fn an_untrusted_certificate_is_refused_without_falling_back_to_http() {
         "{msg}"
     );
     assert!(msg.to_lowercase().contains("certificate"), "{msg}");
-    assert!(!err.is_transient(), "a certificate problem is not worth retrying: {err:?}");
+    assert!(
+        !err.is_transient(),
+        "a certificate problem is not worth retrying: {err:?}"
+    );
 }
 
 #[test]
