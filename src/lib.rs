@@ -8,6 +8,7 @@
 //! OCI image-layout backend.
 
 pub mod check;
+pub mod copy;
 pub mod cli;
 pub mod diagnostic;
 pub mod manifest;
