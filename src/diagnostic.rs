@@ -119,6 +119,14 @@ codes! {
     /// The base comparison could not run because head files are unreadable.
     BaseSkipped = "M403", "base-skipped", Note;
 
+    // P1xx: promotion, against what the registries hold.
+    /// A destination tag already points at another digest: never moved.
+    RegistryTagMove = "P101", "registry-tag-move", Error;
+    /// The source registry does not have the digest to promote.
+    SourceMissing = "P102", "source-missing", Error;
+    /// Copying an image to a destination failed.
+    CopyFailed = "P103", "copy-failed", Error;
+
     // M5xx: style.
     /// Image entries are not sorted by name.
     UnsortedImages = "M501", "unsorted-images", Warning;

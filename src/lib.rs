@@ -12,6 +12,7 @@ pub mod copy;
 pub mod cli;
 pub mod diagnostic;
 pub mod manifest;
+pub mod plan;
 pub mod registry;
 pub mod report;
 pub mod validate;
