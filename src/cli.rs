@@ -21,6 +21,11 @@ pub struct Cli {
 pub enum Command {
     /// Validate manifests and report every problem at its file and line.
     Check(CheckArgs),
+    /// Promote: make every destination hold what the manifests say. A dry
+    /// run that prints the plan unless `--confirm` is given.
+    Run(RunArgs),
+    /// kpromo's `cip` command line, for jobs that switch without changes.
+    Cip(CipArgs),
     /// List every rule `check` knows, with its code and severity.
     Rules,
 }
@@ -81,4 +86,146 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
+
+    /// Promote for real. Without it, `run` only prints the plan.
+    #[arg(long)]
+    pub confirm: bool,
+
+    /// Output format. Defaults to `github` when GITHUB_ACTIONS=true,
+    /// otherwise `human`.
+    #[arg(long, value_enum)]
+    pub format: Option<RunFormat>,
+
+    /// Requests in flight at once, across images, blobs and destinations.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+
+    /// A registry host (`host[:port]`) that may be reached over plain HTTP.
+    /// Loopback hosts always may. May be given more than once.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+
+    /// A PEM file of certificates to trust for registries, in addition to
+    /// the system's. May be given more than once.
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Vec<PathBuf>,
+
+    /// Also write the JSON report (plan, problems, statistics) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The `check` that runs first, on the same manifests.
+    pub fn check_args(&self) -> CheckArgs {
+        CheckArgs {
+            manifests: self.manifests.clone(),
+            base_ref: None,
+            base_dir: None,
+            allow_removal: false,
+            format: None,
+            ignore: Vec::new(),
+            color: ColorChoice::Never,
+        }
+    }
+}
+
+/// `--format` of `run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    /// The plan as a table, then problems and a summary.
+    Human,
+    /// One JSON object: the plan, the problems, the copy statistics.
+    Json,
+    /// Problems as GitHub annotations, then the summary.
+    Github,
+}
+
+/// kpromo's `cip` flags (sigs.k8s.io/promo-tools `cmd/kpromo/cmd/cip`), so
+/// that an existing job switches by changing only the binary. Flags that
+/// mean nothing here are accepted where harmless and refused, with a clear
+/// message, where they would change what the job does.
+#[derive(Debug, Args)]
+pub struct CipArgs {
+    /// The manifest file to load.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// A thin-manifest directory.
+    #[arg(long, value_name = "DIR")]
+    pub thin_manifest_dir: Option<PathBuf>,
+    /// Initiate a production image promotion.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub confirm: Option<bool>,
+    /// Only check that the manifests parse (runs `promoter check`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub parse_only: Option<bool>,
+    /// kpromo: promote only the digests of the latest prow diff.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub use_prow_manifest_diff: Option<bool>,
+    /// kpromo: promote only digests added in this period.
+    #[arg(long, value_name = "DURATION")]
+    pub manifest_diff_since: Option<String>,
+    /// kpromo: number of worker threads; here, requests in flight.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// kpromo: sign promoted images.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub sign: Option<bool>,
+    /// kpromo: signing service account (GCP).
+    #[arg(long, value_name = "ACCOUNT")]
+    pub signer_account: Option<String>,
+    /// kpromo: identity expected when verifying signatures.
+    #[arg(long, value_name = "IDENTITY")]
+    pub certificate_identity: Option<String>,
+    /// kpromo: OIDC issuer expected when verifying signatures.
+    #[arg(long, value_name = "ISSUER")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// kpromo: identity regexp for verification.
+    #[arg(long, value_name = "REGEXP")]
+    pub certificate_identity_regexp: Option<String>,
+    /// kpromo: issuer regexp for verification.
+    #[arg(long, value_name = "REGEXP")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// kpromo: concurrent signature copies.
+    #[arg(long, value_name = "N")]
+    pub max_signature_copies: Option<usize>,
+    /// kpromo: concurrent signature operations.
+    #[arg(long, value_name = "N")]
+    pub max_signature_ops: Option<usize>,
+    /// kpromo: GCP service-account key files (GCP auth; not used here).
+    #[arg(long, value_name = "FILES")]
+    pub key_files: Option<String>,
+    /// kpromo: pass `--account` to gcloud (not used here).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub use_service_account: Option<bool>,
+    /// kpromo: log only a JSON summary.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub json_log_summary: Option<bool>,
+    /// kpromo: a hidden flag that does nothing there either.
+    #[arg(long, value_name = "MIB", hide = true)]
+    pub max_image_size: Option<u64>,
+    /// kpromo: snapshot a repository (not supported).
+    #[arg(long, value_name = "REPO")]
+    pub snapshot: Option<String>,
+    /// kpromo: snapshot tag filter (not supported).
+    #[arg(long, value_name = "TAG")]
+    pub snapshot_tag: Option<String>,
+    /// kpromo: minimal snapshot (not supported).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub minimal_snapshot: Option<bool>,
+    /// kpromo: snapshot of a manifest (not supported).
+    #[arg(long, value_name = "REGISTRY")]
+    pub manifest_based_snapshot_of: Option<String>,
+    /// kpromo: snapshot output format (not supported).
+    #[arg(long, value_name = "FORMAT")]
+    pub output: Option<String>,
+    /// kpromo: vulnerability check threshold (not supported).
+    #[arg(long, value_name = "LEVEL")]
+    pub vuln_severity_threshold: Option<i64>,
 }

@@ -8,6 +8,7 @@
 //! OCI image-layout backend.
 
 pub mod check;
+pub mod cip;
 pub mod copy;
 pub mod cli;
 pub mod diagnostic;
@@ -15,4 +16,5 @@ pub mod manifest;
 pub mod plan;
 pub mod registry;
 pub mod report;
+pub mod run;
 pub mod validate;

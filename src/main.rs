@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use promoter::check::{self, Outcome};
+use promoter::cip;
 use promoter::cli::{Cli, Command};
 use promoter::diagnostic::Code;
 
@@ -38,6 +39,17 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     match &cli.command {
         Command::Check(args) => check::run(args),
+        Command::Run(args) => promote(args),
+        Command::Cip(args) => {
+            let (translated, notes) = cip::translate(args).map_err(anyhow::Error::msg)?;
+            for note in notes {
+                eprintln!("promoter cip: {note}");
+            }
+            match translated {
+                cip::Translated::Check(args) => check::run(&args),
+                cip::Translated::Run(args) => promote(&args),
+            }
+        }
         Command::Rules => {
             let mut out = std::io::stdout().lock();
             for code in Code::ALL {
@@ -51,6 +63,14 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Clean)
         }
     }
+}
+
+/// Runs `promoter run` on a tokio runtime: the only place one is built.
+fn promote(args: &promoter::cli::RunArgs) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(promoter::run::run(args))
 }
 
 /// `promoter check | head` must not fail loudly when `head` exits.

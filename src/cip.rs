@@ -1,0 +1,168 @@
+//! `promoter cip`: kpromo's command line, translated. An existing kpromo job
+//! switches by changing only the binary; each flag either maps onto a
+//! promoter option, is accepted with a note saying why it is not needed, or
+//! is refused with a clear message when honouring it silently would change
+//! what the job does.
+
+use crate::cli::{CheckArgs, CipArgs, ColorChoice, ManifestArgs, RunArgs};
+
+/// What a `cip` command line means here.
+#[derive(Debug)]
+pub enum Translated {
+    /// `--parse-only`: validate only.
+    Check(CheckArgs),
+    /// A promotion (a dry run without `--confirm`).
+    Run(RunArgs),
+}
+
+/// Translates the flags, returning notes for the user (printed on stderr)
+/// or an error for flags promoter cannot honour.
+pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
+    let refused = [
+        ("--snapshot", args.snapshot.is_some()),
+        ("--snapshot-tag", args.snapshot_tag.is_some()),
+        ("--minimal-snapshot", args.minimal_snapshot.is_some()),
+        (
+            "--manifest-based-snapshot-of",
+            args.manifest_based_snapshot_of.is_some(),
+        ),
+        ("--output", args.output.is_some()),
+        (
+            "--vuln-severity-threshold",
+            args.vuln_severity_threshold.is_some(),
+        ),
+    ];
+    if let Some((flag, _)) = refused.iter().find(|(_, given)| *given) {
+        return Err(format!(
+            "{flag} is a kpromo snapshot/vulnerability-scan option that promoter does not have; \
+             list a repository with `skopeo list-tags docker://<repo>` and scan images with a scanner of your choice"
+        ));
+    }
+    if args.manifest.is_none() && args.thin_manifest_dir.is_none() {
+        return Err("give --manifest FILE or --thin-manifest-dir DIR".to_string());
+    }
+    let mut notes = Vec::new();
+    let mut note = |given: bool, text: &str| {
+        if given {
+            notes.push(text.to_string());
+        }
+    };
+    note(
+        args.use_prow_manifest_diff == Some(true) || args.manifest_diff_since.is_some(),
+        "--use-prow-manifest-diff/--manifest-diff-since: not needed; promoter reconciles the whole tree, \
+         and a tree already promoted costs one listing per destination repository",
+    );
+    note(
+        args.key_files.is_some() || args.use_service_account.is_some(),
+        "--key-files/--use-service-account: ignored; registry credentials come from the docker config or PROMOTER_AUTH_<HOST> (see README)",
+    );
+    note(
+        args.json_log_summary.is_some(),
+        "--json-log-summary: ignored; use `promoter run --format json` or --report FILE",
+    );
+    note(
+        args.max_image_size.is_some(),
+        "--max-image-size: ignored (kpromo ignores it too)",
+    );
+    note(
+        args.sign == Some(true)
+            || args.signer_account.is_some()
+            || args.max_signature_copies.is_some()
+            || args.max_signature_ops.is_some(),
+        "--sign and the signing flags: signing is not implemented yet; images are promoted unsigned",
+    );
+    note(
+        args.certificate_identity.is_some()
+            || args.certificate_oidc_issuer.is_some()
+            || args.certificate_identity_regexp.is_some()
+            || args.certificate_oidc_issuer_regexp.is_some(),
+        "--certificate-*: signature verification is not implemented yet; ignored",
+    );
+
+    let manifests = ManifestArgs {
+        manifest: args.manifest.clone(),
+        thin_manifest_dir: args.thin_manifest_dir.iter().cloned().collect(),
+    };
+    if args.parse_only == Some(true) {
+        let check = CheckArgs {
+            manifests,
+            base_ref: None,
+            base_dir: None,
+            allow_removal: false,
+            format: None,
+            ignore: Vec::new(),
+            color: ColorChoice::Auto,
+        };
+        return Ok((Translated::Check(check), notes));
+    }
+    let run = RunArgs {
+        manifests,
+        confirm: args.confirm == Some(true),
+        format: None,
+        concurrency: args.threads.unwrap_or(16),
+        insecure_registry: Vec::new(),
+        registry_ca: Vec::new(),
+        report: None,
+    };
+    Ok((Translated::Run(run), notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn cip(args: &[&str]) -> Result<(Translated, Vec<String>), String> {
+        let mut argv = vec!["promoter", "cip"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Cip(c) => translate(&c),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_kpromo_postsubmit_command_line_maps_to_run() {
+        let (t, notes) = cip(&[
+            "--thin-manifest-dir=k8s.gcr.io",
+            "--confirm",
+            "--use-prow-manifest-diff",
+            "--threads=8",
+        ])
+        .unwrap();
+        let Translated::Run(run) = t else { panic!() };
+        assert!(run.confirm);
+        assert_eq!(run.concurrency, 8);
+        assert_eq!(run.manifests.thin_manifest_dir.len(), 1);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("reconciles the whole tree"));
+    }
+
+    #[test]
+    fn parse_only_is_check_and_confirm_false_is_a_dry_run() {
+        let (t, _) = cip(&["--manifest", "m.yaml", "--parse-only"]).unwrap();
+        assert!(matches!(t, Translated::Check(_)));
+        let (t, _) = cip(&["--manifest", "m.yaml", "--confirm=false"]).unwrap();
+        let Translated::Run(run) = t else { panic!() };
+        assert!(!run.confirm);
+    }
+
+    #[test]
+    fn snapshot_flags_are_refused_clearly() {
+        let err = cip(&["--snapshot", "gcr.io/x"]).unwrap_err();
+        assert!(err.contains("--snapshot is a kpromo snapshot"), "{err}");
+        assert!(cip(&["--confirm"]).unwrap_err().contains("--manifest FILE"));
+    }
+
+    #[test]
+    fn signing_flags_warn_that_nothing_is_signed() {
+        let (_, notes) =
+            cip(&["--manifest", "m.yaml", "--sign", "--certificate-identity=x"]).unwrap();
+        assert!(notes.iter().any(|n| n.contains("promoted unsigned")));
+        assert!(notes.iter().any(|n| n.contains("--certificate-*")));
+    }
+}

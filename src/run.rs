@@ -1,0 +1,467 @@
+//! The `run` command: check the manifests, read what every destination
+//! holds, plan, and (with `--confirm`) copy. Named, timed phases:
+//! parse -> inventory -> plan -> copy -> report. Without `--confirm` it
+//! stops after the plan (a dry run) and writes nothing anywhere.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use futures_util::stream;
+use serde::Serialize;
+
+use crate::check::{self, Outcome};
+use crate::cli::{RunArgs, RunFormat};
+use crate::copy::{self, CopyJob, CopyOptions, CopyStats, Target};
+use crate::diagnostic::{Code, Counts, Diagnostic, Location, Severity};
+use crate::plan::{self, Knowledge, Plan, Repo};
+use crate::registry::http::{HttpClient, HttpOptions};
+use crate::registry::{self, Reference, Registry};
+use crate::report::{self, Format, RenderOptions};
+
+/// How long each phase took, in order.
+#[derive(Debug, Default, Serialize)]
+pub struct Timings(Vec<(&'static str, f64)>);
+
+impl Timings {
+    fn record(&mut self, phase: &'static str, since: Instant) {
+        self.0.push((phase, since.elapsed().as_secs_f64()));
+    }
+}
+
+/// What a run did, for the JSON report and the summary line.
+#[derive(Debug, Serialize)]
+pub struct RunReport<'a> {
+    pub confirm: bool,
+    pub plan: &'a Plan,
+    pub diagnostics: &'a [Diagnostic],
+    pub copy: Option<&'a CopyStats>,
+    /// Images (per destination) copied or tagged, and failed.
+    pub promoted: usize,
+    pub failed: usize,
+    pub seconds: &'a Timings,
+}
+
+/// The registries of a run, opened once each.
+struct Registries {
+    client: HttpClient,
+    open: HashMap<String, Arc<dyn Registry>>,
+}
+
+impl Registries {
+    fn get(&mut self, key: &str) -> anyhow::Result<Arc<dyn Registry>> {
+        if let Some(r) = self.open.get(key) {
+            return Ok(r.clone());
+        }
+        let r = registry::open(key, &self.client)
+            .with_context(|| format!("cannot use registry `{key}`"))?;
+        self.open.insert(key.to_string(), r.clone());
+        Ok(r)
+    }
+}
+
+/// Runs `promoter run`.
+pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
+    let mut timings = Timings::default();
+
+    // Phase 1: parse and validate. Invalid manifests stop the run.
+    let started = Instant::now();
+    let (loaded, mut diagnostics) = check::diagnose(&args.check_args())?;
+    timings.record("parse", started);
+    if Counts::of(&diagnostics).errors > 0 {
+        let format = args.format.unwrap_or_else(default_format);
+        report::render(
+            report_format(format),
+            &mut std::io::stdout().lock(),
+            &diagnostics,
+            &loaded.sources,
+            &RenderOptions::default(),
+        )?;
+        eprintln!("promoter: the manifests have errors (above); nothing was promoted");
+        return Ok(Outcome::Findings);
+    }
+    diagnostics.retain(|d| d.severity == Severity::Error);
+    let wants = plan::wants(&loaded.manifests);
+
+    let mut options = HttpOptions {
+        insecure_registries: args.insecure_registry.clone(),
+        credentials: registry::credentials::CredentialStore::from_env(),
+        ..HttpOptions::default()
+    };
+    for path in &args.registry_ca {
+        options.extra_ca_pem.push(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --registry-ca {}", path.display()))?,
+        );
+    }
+    let mut registries = Registries {
+        client: HttpClient::new(options).context("cannot set up the HTTP client")?,
+        open: HashMap::new(),
+    };
+    let concurrency = args.concurrency.max(1);
+
+    // Phase 2: inventory. One listing per destination repository, then one
+    // HEAD per digest that no listing settled, then one HEAD per source
+    // image still to copy.
+    let started = Instant::now();
+    let destinations: BTreeSet<&Repo> = wants.iter().flat_map(|w| w.destinations.keys()).collect();
+    let mut knowledge = Knowledge::default();
+    let listings = for_each(
+        &mut registries,
+        destinations.into_iter().cloned().collect(),
+        concurrency,
+        |reg, repo| async move { reg.inventory(&repo.repo).await.map(|inv| (repo, inv)) },
+    )
+    .await?;
+    for result in listings {
+        match result {
+            Ok((repo, inventory)) => {
+                knowledge.inventories.insert(repo, inventory);
+            }
+            Err((repo, err)) => diagnostics.push(registry_error(&repo, &err, None)),
+        }
+    }
+    let unknown = plan::unknown_digests(&wants, &knowledge);
+    let heads = for_each(
+        &mut registries,
+        unknown,
+        concurrency,
+        |reg, (repo, digest)| async move {
+            reg.head_manifest(&repo.repo, &Reference::from(digest))
+                .await
+                .map(|found| (repo, digest, found.is_some()))
+        },
+    )
+    .await?;
+    for result in heads {
+        match result {
+            Ok((repo, digest, true)) => {
+                knowledge.present.insert((repo, digest));
+            }
+            Ok(_) => {}
+            Err(((repo, _), err)) => diagnostics.push(registry_error(&repo, &err, None)),
+        }
+    }
+    let first_plan = plan::classify(&wants, &knowledge);
+    let to_copy: Vec<(Repo, registry::Digest)> = first_plan
+        .images
+        .iter()
+        .filter(|i| i.targets.iter().any(|t| t.copy))
+        .map(|i| (i.source.clone(), i.digest))
+        .collect();
+    let sources = for_each(
+        &mut registries,
+        to_copy,
+        concurrency,
+        |reg, (repo, digest)| async move {
+            reg.head_manifest(&repo.repo, &Reference::from(digest))
+                .await
+                .map(|found| (repo, digest, found.is_some()))
+        },
+    )
+    .await?;
+    for result in sources {
+        match result {
+            Ok((repo, digest, false)) => {
+                knowledge.lost.insert((repo, digest));
+            }
+            Ok(_) => {}
+            Err(((repo, _), err)) => diagnostics.push(registry_error(&repo, &err, None)),
+        }
+    }
+    timings.record("inventory", started);
+
+    // Phase 3: plan (pure).
+    let started = Instant::now();
+    let plan = plan::classify(&wants, &knowledge);
+    diagnostics.extend(plan.diagnostics.iter().cloned());
+    timings.record("plan", started);
+
+    // Phase 4: copy, only with --confirm.
+    let mut copy_stats = None;
+    let mut promoted = 0;
+    let mut failed = 0;
+    if args.confirm && !plan.is_noop() {
+        let started = Instant::now();
+        let mut jobs = Vec::with_capacity(plan.images.len());
+        let mut places: Vec<Option<Location>> = Vec::with_capacity(plan.images.len());
+        let wanted_at: HashMap<(&Repo, registry::Digest), &Location> = wants
+            .iter()
+            .map(|w| ((&w.source, w.digest), &w.at))
+            .collect();
+        for image in &plan.images {
+            let mut targets = Vec::with_capacity(image.targets.len());
+            for t in &image.targets {
+                targets.push(Target {
+                    registry: registries.get(&t.destination.registry)?,
+                    repo: t.destination.repo.clone(),
+                    copy: t.copy,
+                    tags: t.tags.clone(),
+                });
+            }
+            jobs.push(CopyJob {
+                source: registries.get(&image.source.registry)?,
+                source_repo: image.source.repo.clone(),
+                digest: image.digest,
+                targets,
+            });
+            places.push(
+                wanted_at
+                    .get(&(&image.source, image.digest))
+                    .map(|l| (*l).clone()),
+            );
+        }
+        let progress = Progress::new(plan.images.iter().map(|i| i.targets.len()).sum());
+        let report = copy::execute(
+            jobs,
+            &CopyOptions {
+                concurrency,
+                ..CopyOptions::default()
+            },
+            &|event| progress.on(event),
+        )
+        .await;
+        for outcome in &report.outcomes {
+            match &outcome.result {
+                Ok(()) => promoted += 1,
+                Err(err) => {
+                    failed += 1;
+                    let image = &plan.images[outcome.job];
+                    let target = &image.targets[outcome.target];
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::CopyFailed,
+                            places[outcome.job].clone(),
+                            format!(
+                                "copying `{}@{}` to `{}` failed: {err}",
+                                image.source, image.digest, target.destination
+                            ),
+                        )
+                        .help("run again: finished work is skipped and the copy resumes; a tag is only written once its image is complete"),
+                    );
+                }
+            }
+        }
+        copy_stats = Some(report.stats);
+        timings.record("copy", started);
+    }
+
+    // Phase 5: report.
+    let format = args.format.unwrap_or_else(default_format);
+    let report = RunReport {
+        confirm: args.confirm,
+        plan: &plan,
+        diagnostics: &diagnostics,
+        copy: copy_stats.as_ref(),
+        promoted,
+        failed,
+        seconds: &timings,
+    };
+    let mut out = std::io::stdout().lock();
+    match format {
+        RunFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        RunFormat::Human | RunFormat::Github => {
+            write_plan_table(&mut out, &plan)?;
+            report::render(
+                report_format(format),
+                &mut out,
+                &diagnostics,
+                &loaded.sources,
+                &RenderOptions::default(),
+            )?;
+            write_summary(&mut out, &report)?;
+        }
+    }
+    if let Some(path) = &args.report {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        serde_json::to_writer_pretty(file, &report)?;
+    }
+    Ok(if Counts::of(&diagnostics).errors > 0 {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
+    })
+}
+
+fn default_format() -> RunFormat {
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        RunFormat::Github
+    } else {
+        RunFormat::Human
+    }
+}
+
+fn report_format(format: RunFormat) -> Format {
+    match format {
+        RunFormat::Human => Format::Human,
+        RunFormat::Json => Format::Json,
+        RunFormat::Github => Format::Github,
+    }
+}
+
+/// Runs `op` on every item with at most `concurrency` in flight. Items are
+/// (repository, ...) pairs; the registry of the repository is opened once.
+/// Errors come back with their item, so one failing repository is one
+/// finding and the rest go on.
+async fn for_each<I, T, F, Fut>(
+    registries: &mut Registries,
+    items: Vec<I>,
+    concurrency: usize,
+    op: F,
+) -> anyhow::Result<Vec<Result<T, (I, registry::Error)>>>
+where
+    I: Clone + RepoOf,
+    F: Fn(Arc<dyn Registry>, I) -> Fut,
+    Fut: std::future::Future<Output = registry::Result<T>>,
+{
+    let mut work = Vec::with_capacity(items.len());
+    for item in items {
+        let reg = registries.get(&item.repo().registry)?;
+        work.push((reg, item));
+    }
+    Ok(stream::iter(work)
+        .map(|(reg, item)| {
+            let fut = op(reg, item.clone());
+            async move { fut.await.map_err(|e| (item, e)) }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await)
+}
+
+/// Items of [`for_each`] name the repository they concern.
+trait RepoOf {
+    fn repo(&self) -> &Repo;
+}
+
+impl RepoOf for Repo {
+    fn repo(&self) -> &Repo {
+        self
+    }
+}
+
+impl RepoOf for (Repo, registry::Digest) {
+    fn repo(&self) -> &Repo {
+        &self.0
+    }
+}
+
+fn registry_error(repo: &Repo, err: &registry::Error, at: Option<Location>) -> Diagnostic {
+    Diagnostic::new(Code::CopyFailed, at, format!("cannot read `{repo}`: {err}")).help(
+        "check the registry name, your credentials and the network; the rest of the plan goes on",
+    )
+}
+
+fn write_plan_table(out: &mut dyn Write, plan: &Plan) -> std::io::Result<()> {
+    let c = &plan.counts;
+    writeln!(
+        out,
+        "plan: {} done, {} to copy, {} tag only, {} tag moves refused, {} lost",
+        c.done, c.copy, c.tag_only, c.tag_move, c.lost
+    )?;
+    if plan.images.is_empty() {
+        return writeln!(
+            out,
+            "nothing to do: every destination already holds what the manifests say"
+        );
+    }
+    // Group targets per destination registry for a compact table.
+    let mut rows: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for image in &plan.images {
+        for t in &image.targets {
+            let action = if t.copy { "copy" } else { "tag" };
+            let short = &image.digest.to_string()[..19];
+            let tags = if t.tags.is_empty() {
+                "(by digest)".to_string()
+            } else {
+                t.tags.join(", ")
+            };
+            rows.entry((t.destination.to_string(), short.to_string()))
+                .or_default()
+                .push(format!("{action:<5} {tags}"));
+        }
+    }
+    writeln!(out, "{:<60} {:<20} action tags", "destination", "digest")?;
+    for ((dest, digest), actions) in rows {
+        for action in actions {
+            writeln!(out, "{dest:<60} {digest:<20} {action}")?;
+        }
+    }
+    Ok(())
+}
+
+fn write_summary(out: &mut dyn Write, report: &RunReport<'_>) -> std::io::Result<()> {
+    if let Some(stats) = report.copy {
+        writeln!(
+            out,
+            "promoted {} image(s) to destinations, {} failed; {} blob(s) uploaded ({} bytes), {} mounted, {} already present; {} manifest(s) and {} tag(s) pushed",
+            report.promoted,
+            report.failed,
+            stats.blobs_uploaded,
+            stats.bytes_uploaded,
+            stats.blobs_mounted,
+            stats.blobs_skipped,
+            stats.manifests_pushed,
+            stats.tags_pushed
+        )?;
+    } else if !report.confirm && !report.plan.is_noop() {
+        writeln!(
+            out,
+            "dry run: nothing was written; run again with --confirm to promote"
+        )?;
+    }
+    let phases: Vec<String> = report
+        .seconds
+        .0
+        .iter()
+        .map(|(phase, secs)| format!("{phase} {}", human_duration(Duration::from_secs_f64(*secs))))
+        .collect();
+    writeln!(out, "time: {}", phases.join(", "))
+}
+
+fn human_duration(d: Duration) -> String {
+    if d.as_secs() >= 1 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Progress: periodic log lines on stderr (CI-friendly), at most one every
+/// few seconds.
+struct Progress {
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Progress {
+            total,
+            done: std::sync::atomic::AtomicUsize::new(0),
+            last: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    fn on(&self, event: copy::ProgressEvent) {
+        if let copy::ProgressEvent::TargetDone { .. } = event {
+            let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let mut last = self
+                .last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if done == self.total || last.elapsed() >= Duration::from_secs(5) {
+                *last = Instant::now();
+                eprintln!("promoter: {done}/{} destination images done", self.total);
+            }
+        }
+    }
+}
