@@ -1,0 +1,384 @@
+//! Blob fan-out: every (destination repository, blob) pair the jobs need is
+//! assigned to exactly one group, keyed by source registry and digest. A
+//! group checks which destinations lack the blob, mounts it where the
+//! destination is the source's own registry, and uploads it to the rest from
+//! one read of the source: straight through for a single destination, from
+//! memory for small blobs, from a temporary file for large ones.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt, future};
+
+use super::source::ImageTree;
+use super::{BlobTransfer, Ctx, Error, ProgressEvent, add, location};
+use crate::registry::stream::stream_from_bytes;
+use crate::registry::{self, BlobStream, Digest, Registry, RepoName};
+
+/// Blobs up to this size that go to several destinations are read into
+/// memory once; larger ones are spooled to a file.
+pub const IN_MEMORY_MAX: u64 = 8 * 1024 * 1024;
+
+/// Bytes of small blobs held in memory at once, across all groups.
+pub(super) const MEMORY_BUDGET: usize = 64 * 1024 * 1024;
+
+/// Read size when streaming a spooled blob back.
+const SPOOL_CHUNK: usize = 256 * 1024;
+
+/// One destination repository of a group.
+struct Destination {
+    registry: Arc<dyn Registry>,
+    repo: RepoName,
+}
+
+/// One source blob and every destination repository it may have to go to.
+pub(super) struct Group {
+    source: Arc<dyn Registry>,
+    source_repo: RepoName,
+    digest: Digest,
+    size: u64,
+    destinations: Vec<Destination>,
+}
+
+/// One result per destination of a group, in its order.
+pub(super) type GroupResults = Arc<Vec<Result<(), Error>>>;
+
+/// The groups of a run and what each (job, target) waits for.
+pub(super) struct BlobPlan {
+    pub groups: Vec<Group>,
+    /// `needs[job][target]`: (group, destination slot) pairs.
+    pub needs: Vec<Vec<Vec<(usize, usize)>>>,
+}
+
+impl BlobPlan {
+    /// Assign every blob of every copying target to a group. A blob already
+    /// claimed for the same destination repository (by another job or
+    /// target) is shared, not assigned twice.
+    pub fn new(jobs: &[Arc<super::CopyJob>], trees: &[Result<Arc<ImageTree>, Error>]) -> BlobPlan {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of: HashMap<(String, Digest), usize> = HashMap::new();
+        let mut slot_of: HashMap<(String, RepoName, Digest), (usize, usize)> = HashMap::new();
+        let mut needs = Vec::with_capacity(jobs.len());
+        for (job, tree) in jobs.iter().zip(trees) {
+            let mut job_needs = Vec::with_capacity(job.targets.len());
+            for target in &job.targets {
+                let mut deps = Vec::new();
+                if let (true, Ok(tree)) = (target.copy, tree) {
+                    for blob in &tree.blobs {
+                        let key = (
+                            target.registry.name().to_owned(),
+                            target.repo.clone(),
+                            blob.digest,
+                        );
+                        if let Some(&dep) = slot_of.get(&key) {
+                            deps.push(dep);
+                            continue;
+                        }
+                        let g = *group_of
+                            .entry((job.source.name().to_owned(), blob.digest))
+                            .or_insert_with(|| {
+                                groups.push(Group {
+                                    source: job.source.clone(),
+                                    source_repo: job.source_repo.clone(),
+                                    digest: blob.digest,
+                                    size: blob.size,
+                                    destinations: Vec::new(),
+                                });
+                                groups.len() - 1
+                            });
+                        groups[g].destinations.push(Destination {
+                            registry: target.registry.clone(),
+                            repo: target.repo.clone(),
+                        });
+                        let dep = (g, groups[g].destinations.len() - 1);
+                        slot_of.insert(key, dep);
+                        deps.push(dep);
+                    }
+                }
+                job_needs.push(deps);
+            }
+            needs.push(job_needs);
+        }
+        BlobPlan { groups, needs }
+    }
+
+    /// (destination repository, blob) pairs.
+    pub fn destination_count(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.destinations.len() as u64)
+            .sum()
+    }
+
+    /// Total size of those pairs.
+    pub fn destination_bytes(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.size * g.destinations.len() as u64)
+            .sum()
+    }
+}
+
+impl Group {
+    fn fail(&self, slot: usize, error: Arc<registry::Error>) -> Error {
+        let d = &self.destinations[slot];
+        Error::Blob {
+            destination: location(d.registry.as_ref(), &d.repo),
+            digest: self.digest,
+            source: error,
+        }
+    }
+
+    /// The source blob as a stream that counts the bytes it reads.
+    async fn read(&self, ctx: &Ctx) -> registry::Result<BlobStream> {
+        let blob = self
+            .source
+            .get_blob(&self.source_repo, &self.digest)
+            .await?;
+        let counting = ctx.clone();
+        Ok(Box::pin(blob.stream.inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                add(
+                    &counting.counters.bytes_read_from_source,
+                    chunk.len() as u64,
+                );
+            }
+        })))
+    }
+
+    /// The whole (small) blob in memory, refusing more than its size.
+    async fn read_to_memory(&self, ctx: &Ctx) -> registry::Result<Bytes> {
+        let mut stream = self.read(ctx).await?;
+        let mut buffer = BytesMut::with_capacity(self.size as usize);
+        while let Some(chunk) = stream.next().await {
+            buffer.extend_from_slice(&chunk?);
+            if buffer.len() as u64 > self.size {
+                return Err(self.size_mismatch(buffer.len() as u64));
+            }
+        }
+        if buffer.len() as u64 != self.size {
+            return Err(self.size_mismatch(buffer.len() as u64));
+        }
+        Ok(buffer.freeze())
+    }
+
+    fn size_mismatch(&self, actual: u64) -> registry::Error {
+        registry::Error::SizeMismatch {
+            location: location(self.source.as_ref(), &self.source_repo),
+            digest: self.digest,
+            expected: self.size,
+            actual,
+        }
+    }
+
+    /// The whole blob in a temporary file, written from the verified
+    /// stream: a file exists only for complete, matching content.
+    async fn spool(&self, ctx: &Ctx) -> registry::Result<tempfile::TempPath> {
+        use tokio::io::AsyncWriteExt;
+        let io = |e| registry::Error::io(&ctx.spool_dir, e);
+        let file = tempfile::Builder::new()
+            .prefix("promoter-blob-")
+            .tempfile_in(&ctx.spool_dir)
+            .map_err(io)?;
+        let (file, path) = file.into_parts();
+        let mut writer =
+            tokio::io::BufWriter::with_capacity(SPOOL_CHUNK, tokio::fs::File::from_std(file));
+        let mut stream = self.read(ctx).await?;
+        let mut written = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            written += chunk.len() as u64;
+            if written > self.size {
+                return Err(self.size_mismatch(written));
+            }
+            writer.write_all(&chunk).await.map_err(io)?;
+        }
+        if written != self.size {
+            return Err(self.size_mismatch(written));
+        }
+        writer.flush().await.map_err(io)?;
+        Ok(path)
+    }
+}
+
+/// Make the group's blob present in every destination. Never holds a
+/// permit while waiting on another task.
+pub(super) async fn transfer(ctx: Ctx, group: Group) -> GroupResults {
+    let (ctx, group) = (&ctx, &group);
+    let n = group.destinations.len();
+    let mut results: Vec<Option<Result<(), Error>>> = vec![None; n];
+    let done = |results: &mut Vec<Option<Result<(), Error>>>,
+                slot: usize,
+                transfer: BlobTransfer,
+                result: Result<(), Error>| {
+        if result.is_ok() {
+            let counters = &ctx.counters;
+            match transfer {
+                BlobTransfer::Skipped => add(&counters.blobs_skipped, 1),
+                BlobTransfer::Mounted => add(&counters.blobs_mounted, 1),
+                BlobTransfer::Uploaded => {
+                    add(&counters.blobs_uploaded, 1);
+                    add(&counters.bytes_uploaded, group.size);
+                }
+            }
+        }
+        ctx.emit(ProgressEvent::BlobDone {
+            bytes: group.size,
+            transfer,
+            ok: result.is_ok(),
+        });
+        results[slot] = Some(result);
+    };
+
+    // Which destinations lack it.
+    let present = future::join_all(group.destinations.iter().map(|d| async {
+        let _permit = ctx.permit().await;
+        d.registry.blob_exists(&d.repo, &group.digest).await
+    }))
+    .await;
+    let mut missing = Vec::new();
+    for (slot, found) in present.into_iter().enumerate() {
+        match found {
+            Ok(Some(_)) => done(&mut results, slot, BlobTransfer::Skipped, Ok(())),
+            Ok(None) => missing.push(slot),
+            Err(e) => {
+                let error = group.fail(slot, Arc::new(e));
+                done(&mut results, slot, BlobTransfer::Skipped, Err(error));
+            }
+        }
+    }
+
+    // Mount where the destination is the source's registry.
+    let (same, mut upload): (Vec<usize>, Vec<usize>) = missing
+        .into_iter()
+        .partition(|&s| group.destinations[s].registry.name() == group.source.name());
+    let mounts = future::join_all(same.iter().map(|&slot| async move {
+        let d = &group.destinations[slot];
+        let _permit = ctx.permit().await;
+        (
+            slot,
+            d.registry
+                .mount_blob(&d.repo, &group.digest, &group.source_repo)
+                .await,
+        )
+    }))
+    .await;
+    for (slot, mounted) in mounts {
+        match mounted {
+            Ok(true) => done(&mut results, slot, BlobTransfer::Mounted, Ok(())),
+            Ok(false) => upload.push(slot),
+            Err(e) => {
+                tracing::debug!(digest = %group.digest, error = %e, "mount failed; uploading instead");
+                upload.push(slot);
+            }
+        }
+    }
+
+    // Upload to the rest from one read of the source.
+    let uploaded: Vec<(usize, Result<(), Arc<registry::Error>>)> = match upload.as_slice() {
+        [] => Vec::new(),
+        &[slot] => {
+            let d = &group.destinations[slot];
+            let _permit = ctx.permit().await;
+            let result = match group.read(ctx).await {
+                Ok(stream) => {
+                    d.registry
+                        .push_blob(&d.repo, &group.digest, group.size, stream)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            vec![(slot, result.map_err(Arc::new))]
+        }
+        slots if group.size <= IN_MEMORY_MAX => {
+            let _memory = ctx
+                .memory
+                .acquire_many(group.size as u32)
+                .await
+                .expect("semaphore never closed");
+            let content = {
+                let _permit = ctx.permit().await;
+                group.read_to_memory(ctx).await
+            };
+            match content {
+                Ok(bytes) => {
+                    fan_out(ctx, group, slots, |_| {
+                        let bytes = bytes.clone();
+                        async move { Ok(stream_from_bytes(bytes)) }
+                    })
+                    .await
+                }
+                Err(e) => {
+                    let e = Arc::new(e);
+                    slots.iter().map(|&s| (s, Err(e.clone()))).collect()
+                }
+            }
+        }
+        slots => {
+            let spooled = {
+                let _permit = ctx.permit().await;
+                group.spool(ctx).await
+            };
+            match spooled {
+                Ok(path) => {
+                    let path = &path;
+                    fan_out(ctx, group, slots, |_| async move {
+                        let file = tokio::fs::File::open(path)
+                            .await
+                            .map_err(|e| registry::Error::io(path.to_path_buf(), e))?;
+                        let err_path = path.to_path_buf();
+                        let stream: BlobStream = Box::pin(
+                            tokio_util::io::ReaderStream::with_capacity(file, SPOOL_CHUNK)
+                                .map(move |r| r.map_err(|e| registry::Error::io(&err_path, e))),
+                        );
+                        Ok(stream)
+                    })
+                    .await
+                }
+                Err(e) => {
+                    let e = Arc::new(e);
+                    slots.iter().map(|&s| (s, Err(e.clone()))).collect()
+                }
+            }
+        }
+    };
+    for (slot, result) in uploaded {
+        let result = result.map_err(|e| group.fail(slot, e));
+        done(&mut results, slot, BlobTransfer::Uploaded, result);
+    }
+    Arc::new(
+        results
+            .into_iter()
+            .map(|r| r.expect("every destination has a result"))
+            .collect(),
+    )
+}
+
+/// Push to each of `slots` concurrently, each from its own stream.
+async fn fan_out<F, Fut>(
+    ctx: &Ctx,
+    group: &Group,
+    slots: &[usize],
+    open: F,
+) -> Vec<(usize, Result<(), Arc<registry::Error>>)>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = registry::Result<BlobStream>>,
+{
+    let open = &open;
+    future::join_all(slots.iter().map(|&slot| async move {
+        let d = &group.destinations[slot];
+        let _permit = ctx.permit().await;
+        let result = match open(slot).await {
+            Ok(stream) => {
+                d.registry
+                    .push_blob(&d.repo, &group.digest, group.size, stream)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        (slot, result.map_err(Arc::new))
+    }))
+    .await
+}
