@@ -187,3 +187,63 @@ impl TestImage {
             .unwrap_or_else(|e| panic!("push index: {e}"));
     }
 }
+
+impl TestImage {
+    /// Like [`TestImage::build`], but the 1 MiB base layer comes from
+    /// `base_seed`, so images built with the same `base_seed` share it, and
+    /// the per-platform layers are `own_layer` bytes (amd64) and three
+    /// quarters of that (arm64).
+    pub fn build_sharing(seed: u64, base_seed: u64, own_layer: usize) -> TestImage {
+        let (base, base_diff) = gzip_tar_layer("base.bin", 1 << 20, &mut Noise::new(base_seed));
+        let base = TestBlob::new(base);
+        let mut noise = Noise::new(seed);
+        let mut blobs = vec![base.clone()];
+        let mut manifests = Vec::new();
+        for (arch, len) in [("amd64", own_layer), ("arm64", own_layer / 4 * 3)] {
+            let (layer, diff) = gzip_tar_layer(&format!("{arch}.bin"), len, &mut noise);
+            let layer = TestBlob::new(layer);
+            let config = TestBlob::new(
+                serde_json::json!({
+                    "architecture": arch,
+                    "os": "linux",
+                    "config": {"Labels": {"seed": seed.to_string()}},
+                    "rootfs": {"type": "layers", "diff_ids": [base_diff, diff]},
+                })
+                .to_string()
+                .into_bytes(),
+            );
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": CONFIG_TYPE, "digest": config.digest, "size": config.bytes.len()},
+                "layers": [
+                    {"mediaType": LAYER_TYPE, "digest": base.digest, "size": base.bytes.len()},
+                    {"mediaType": LAYER_TYPE, "digest": layer.digest, "size": layer.bytes.len()},
+                ],
+            });
+            manifests.push((arch, TestBlob::new(manifest.to_string().into_bytes())));
+            blobs.push(config);
+            blobs.push(layer);
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": manifests.iter().map(|(arch, m)| serde_json::json!({
+                "mediaType": OCI_MANIFEST,
+                "digest": m.digest,
+                "size": m.bytes.len(),
+                "platform": {"architecture": arch, "os": "linux"},
+            })).collect::<Vec<_>>(),
+        });
+        TestImage {
+            index: TestBlob::new(index.to_string().into_bytes()),
+            manifests: manifests.into_iter().map(|(_, m)| m).collect(),
+            blobs,
+        }
+    }
+
+    /// Total size of the image's blobs (configs and layers, each once).
+    pub fn blob_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.bytes.len() as u64).sum()
+    }
+}
