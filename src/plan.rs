@@ -10,7 +10,9 @@
 //! never performed) or lost (the source digest is gone: an error at the
 //! manifest line). One broken edge never blocks the others.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -61,29 +63,150 @@ pub fn repo_of(registry_name: &str, image: &str) -> Option<Repo> {
     })
 }
 
-/// A tag (or none) wanted in one destination, with where the manifest asks.
+/// A repository's index in [`Names`].
+pub type RepoId = u32;
+/// A tag's index in [`Names`].
+pub type TagId = u32;
+
+/// Every repository and tag name of a run, each stored once. Edges refer to
+/// them by index, so that 20,000 digests to 22 mirrors (440,000 edges) do not
+/// clone a string per edge.
+#[derive(Default, Debug)]
+pub struct Names {
+    repos: Vec<Repo>,
+    repo_ids: FxHashMap<Repo, RepoId>,
+    tags: Vec<Box<str>>,
+    tag_ids: FxHashMap<Box<str>, TagId>,
+}
+
+impl Names {
+    fn intern_repo(&mut self, repo: Repo) -> RepoId {
+        if let Some(id) = self.repo_ids.get(&repo) {
+            return *id;
+        }
+        let id = RepoId::try_from(self.repos.len()).unwrap_or(RepoId::MAX);
+        self.repos.push(repo.clone());
+        self.repo_ids.insert(repo, id);
+        id
+    }
+
+    fn intern_tag(&mut self, tag: &str) -> TagId {
+        if let Some(id) = self.tag_ids.get(tag) {
+            return *id;
+        }
+        let id = TagId::try_from(self.tags.len()).unwrap_or(TagId::MAX);
+        self.tags.push(tag.into());
+        self.tag_ids.insert(tag.into(), id);
+        id
+    }
+
+    /// The id of a repository some manifest names, if any does.
+    pub fn repo_id(&self, repo: &Repo) -> Option<RepoId> {
+        self.repo_ids.get(repo).copied()
+    }
+
+    /// The repository of an id.
+    pub fn repo(&self, id: RepoId) -> &Repo {
+        &self.repos[id as usize]
+    }
+
+    /// The id of a tag some manifest names, if any does.
+    pub fn tag_id(&self, tag: &str) -> Option<TagId> {
+        self.tag_ids.get(tag).copied()
+    }
+
+    /// The tag of an id.
+    pub fn tag(&self, id: TagId) -> &str {
+        &self.tags[id as usize]
+    }
+}
+
+/// A tag wanted in a destination, with where the manifest asks for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WantedTag {
-    pub tag: String,
+    pub tag: TagId,
     pub at: Location,
 }
 
-/// Everything the manifests want for one source image: the destinations
-/// and their tags. Several manifests asking for the same image merge here.
+/// Everything the manifests want for one source image. All destinations of
+/// one manifest entry share one tag list; several manifests (or entries)
+/// asking for the same image merge here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Want {
-    pub source: Repo,
+    pub source: RepoId,
     pub digest: Digest,
     /// Where the digest is listed (first place), for "lost" findings.
     pub at: Location,
-    /// Destination -> wanted tags (empty: by digest only).
-    pub destinations: BTreeMap<Repo, Vec<WantedTag>>,
+    /// Tag lists, shared by destinations (an empty list: by digest only).
+    pub tag_lists: Vec<Vec<WantedTag>>,
+    /// Destination and the index of its tag list.
+    pub destinations: Vec<(RepoId, usize)>,
+}
+
+impl Want {
+    /// Each destination with its wanted tags.
+    pub fn targets(&self) -> impl Iterator<Item = (RepoId, &[WantedTag])> {
+        self.destinations
+            .iter()
+            .map(|(repo, list)| (*repo, self.tag_lists[*list].as_slice()))
+    }
+
+    fn add(&mut self, destinations: &[RepoId], tags: Vec<WantedTag>) {
+        let list = self.tag_lists.len();
+        self.tag_lists.push(tags);
+        for repo in destinations {
+            match self.destinations.iter().position(|(r, _)| r == repo) {
+                None => self.destinations.push((*repo, list)),
+                Some(i) => {
+                    // The same destination again: it wants both lists.
+                    let mut merged = self.tag_lists[self.destinations[i].1].clone();
+                    for tag in &self.tag_lists[list] {
+                        if !merged.iter().any(|t| t.tag == tag.tag) {
+                            merged.push(tag.clone());
+                        }
+                    }
+                    self.tag_lists.push(merged);
+                    self.destinations[i].1 = self.tag_lists.len() - 1;
+                }
+            }
+        }
+    }
+}
+
+/// The wants of a tree and the names they use.
+#[derive(Default, Debug)]
+pub struct Wants {
+    pub names: Names,
+    pub items: Vec<Want>,
+}
+
+impl Wants {
+    /// Every destination repository, each once, in id order.
+    pub fn destinations(&self) -> Vec<RepoId> {
+        let set: BTreeSet<RepoId> = self
+            .items
+            .iter()
+            .flat_map(|w| w.destinations.iter().map(|(r, _)| *r))
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// Edges: one per (destination, tag), or per destination for a digest
+    /// wanted without tags.
+    pub fn edges(&self) -> usize {
+        self.items
+            .iter()
+            .flat_map(Want::targets)
+            .map(|(_, tags)| tags.len().max(1))
+            .sum()
+    }
 }
 
 /// Every [`Want`] of a tree, in a stable order (source, then digest).
 /// Entries whose names or digests do not parse were reported by `check`
 /// and are skipped here.
-pub fn wants(manifests: &[Manifest]) -> Vec<Want> {
+pub fn wants(manifests: &[Manifest]) -> Wants {
+    let mut names = Names::default();
     let mut by_key: BTreeMap<(Repo, Digest), Want> = BTreeMap::new();
     for manifest in manifests {
         let Some(source) = manifest.source() else {
@@ -97,74 +220,79 @@ pub fn wants(manifests: &[Manifest]) -> Vec<Want> {
             let Some(source_repo) = repo_of(source, &name.value) else {
                 continue;
             };
-            let targets: Vec<Repo> = destinations
+            let source_id = names.intern_repo(source_repo.clone());
+            let targets: Vec<RepoId> = destinations
                 .iter()
                 .filter_map(|d| repo_of(d, &name.value))
+                .map(|r| names.intern_repo(r))
                 .collect();
             for entry in dmap {
                 let Ok(digest) = entry.digest.value.parse::<Digest>() else {
                     continue;
                 };
-                let want = by_key
+                let mut tags: Vec<WantedTag> = Vec::with_capacity(entry.tags.len());
+                for tag in &entry.tags {
+                    let id = names.intern_tag(&tag.value);
+                    if !tags.iter().any(|t| t.tag == id) {
+                        tags.push(WantedTag {
+                            tag: id,
+                            at: tag.at.clone(),
+                        });
+                    }
+                }
+                by_key
                     .entry((source_repo.clone(), digest))
                     .or_insert_with(|| Want {
-                        source: source_repo.clone(),
+                        source: source_id,
                         digest,
                         at: entry.digest.at.clone(),
-                        destinations: BTreeMap::new(),
-                    });
-                for target in &targets {
-                    let tags = want.destinations.entry(target.clone()).or_default();
-                    for tag in &entry.tags {
-                        if !tags.iter().any(|t| t.tag == tag.value) {
-                            tags.push(WantedTag {
-                                tag: tag.value.clone(),
-                                at: tag.at.clone(),
-                            });
-                        }
-                    }
+                        tag_lists: Vec::new(),
+                        destinations: Vec::new(),
+                    })
+                    .add(&targets, tags);
+            }
+        }
+    }
+    Wants {
+        names,
+        items: by_key.into_values().collect(),
+    }
+}
+
+/// What the registries hold, as far as the run found out: only the facts
+/// the wants need, so a listing is dropped as soon as it is absorbed.
+#[derive(Default, Debug)]
+pub struct Knowledge {
+    /// (repository, digest) known present, from a listing or a HEAD.
+    pub present: FxHashSet<(RepoId, Digest)>,
+    /// (repository, tag) -> digest, for the tags some manifest names.
+    pub tags: FxHashMap<(RepoId, TagId), Digest>,
+    /// Source images whose digest the source registry does not have.
+    pub lost: FxHashSet<(RepoId, Digest)>,
+}
+
+impl Knowledge {
+    /// Takes in one repository's listing.
+    pub fn absorb(&mut self, names: &Names, repo: RepoId, inventory: Inventory) {
+        for (digest, entry) in inventory.manifests {
+            self.present.insert((repo, digest));
+            for tag in &entry.tags {
+                if let Some(id) = names.tag_id(tag) {
+                    self.tags.insert((repo, id), digest);
                 }
             }
         }
     }
-    by_key.into_values().collect()
 }
 
-/// What the registries hold, as far as the run found out.
-#[derive(Default, Debug)]
-pub struct Knowledge {
-    /// Destination repository -> its inventory.
-    pub inventories: HashMap<Repo, Inventory>,
-    /// (repository, digest) found present by a HEAD where the inventory did
-    /// not list it (e.g. untagged on a registry without the GCR extension).
-    pub present: HashSet<(Repo, Digest)>,
-    /// Source images whose digest the source registry does not have.
-    pub lost: HashSet<(Repo, Digest)>,
-}
-
-/// A tag -> digest view of one inventory, built once per repository.
-fn tag_index(inventory: &Inventory) -> HashMap<&str, Digest> {
-    let mut index = HashMap::new();
-    for (digest, entry) in &inventory.manifests {
-        for tag in &entry.tags {
-            index.insert(tag.as_str(), *digest);
-        }
-    }
-    index
-}
-
-/// The (destination, digest) pairs that no inventory settles, so the run
+/// The (destination, digest) pairs that no listing settled, so the run
 /// asks with one HEAD each before planning a copy.
-pub fn unknown_digests(wants: &[Want], knowledge: &Knowledge) -> Vec<(Repo, Digest)> {
+pub fn unknown_digests(wants: &Wants, knowledge: &Knowledge) -> Vec<(RepoId, Digest)> {
     let mut out = Vec::new();
-    for want in wants {
-        for repo in want.destinations.keys() {
-            let listed = knowledge
-                .inventories
-                .get(repo)
-                .is_some_and(|inv| inv.manifests.contains_key(&want.digest));
-            if !listed {
-                out.push((repo.clone(), want.digest));
+    for want in &wants.items {
+        for (repo, _) in &want.destinations {
+            if !knowledge.present.contains(&(*repo, want.digest)) {
+                out.push((*repo, want.digest));
             }
         }
     }
@@ -221,27 +349,18 @@ impl Plan {
 }
 
 /// Classifies every edge against what the registries hold.
-pub fn classify(wants: &[Want], knowledge: &Knowledge) -> Plan {
-    let indexes: HashMap<&Repo, HashMap<&str, Digest>> = knowledge
-        .inventories
-        .iter()
-        .map(|(repo, inv)| (repo, tag_index(inv)))
-        .collect();
+pub fn classify(wants: &Wants, knowledge: &Knowledge) -> Plan {
+    let names = &wants.names;
     let mut plan = Plan::default();
-    for want in wants {
-        let lost = knowledge.lost.contains(&(want.source.clone(), want.digest));
+    for want in &wants.items {
+        let lost = knowledge.lost.contains(&(want.source, want.digest));
         let mut lost_edges = 0;
         let mut targets = Vec::new();
-        for (repo, wanted) in &want.destinations {
-            let present = knowledge
-                .inventories
-                .get(repo)
-                .is_some_and(|inv| inv.manifests.contains_key(&want.digest))
-                || knowledge.present.contains(&(repo.clone(), want.digest));
-            let index = indexes.get(repo);
+        for (repo, wanted) in want.targets() {
+            let present = knowledge.present.contains(&(repo, want.digest));
             let mut tags = Vec::new();
             for wanted_tag in wanted {
-                match index.and_then(|i| i.get(wanted_tag.tag.as_str())) {
+                match knowledge.tags.get(&(repo, wanted_tag.tag)) {
                     Some(now) if *now == want.digest => plan.counts.done += 1,
                     Some(now) => {
                         plan.counts.tag_move += 1;
@@ -250,8 +369,10 @@ pub fn classify(wants: &[Want], knowledge: &Knowledge) -> Plan {
                                 Code::RegistryTagMove,
                                 Some(wanted_tag.at.clone()),
                                 format!(
-                                    "`{repo}:{}` already points at `{now}`, not `{}`; the tag is left as it is",
-                                    wanted_tag.tag, want.digest
+                                    "`{}:{}` already points at `{now}`, not `{}`; the tag is left as it is",
+                                    names.repo(repo),
+                                    names.tag(wanted_tag.tag),
+                                    want.digest
                                 ),
                             )
                             .help("a published tag never moves; give this digest a new tag"),
@@ -264,7 +385,7 @@ pub fn classify(wants: &[Want], knowledge: &Knowledge) -> Plan {
                         } else {
                             plan.counts.copy += 1;
                         }
-                        tags.push(wanted_tag.tag.clone());
+                        tags.push(names.tag(wanted_tag.tag).to_string());
                     }
                 }
             }
@@ -277,7 +398,7 @@ pub fn classify(wants: &[Want], knowledge: &Knowledge) -> Plan {
             }
             if !lost && (!present || !tags.is_empty()) {
                 targets.push(TargetPlan {
-                    destination: repo.clone(),
+                    destination: names.repo(repo).clone(),
                     copy: !present,
                     tags,
                 });
@@ -291,7 +412,8 @@ pub fn classify(wants: &[Want], knowledge: &Knowledge) -> Plan {
                     Some(want.at.clone()),
                     format!(
                         "`{}@{}` does not exist in the source registry",
-                        want.source, want.digest
+                        names.repo(want.source),
+                        want.digest
                     ),
                 )
                 .help("push the image to staging first, or correct the digest; the other images are promoted"),
@@ -299,7 +421,7 @@ pub fn classify(wants: &[Want], knowledge: &Knowledge) -> Plan {
         }
         if !targets.is_empty() {
             plan.images.push(ImagePlan {
-                source: want.source.clone(),
+                source: names.repo(want.source).clone(),
                 digest: want.digest,
                 targets,
             });
@@ -316,7 +438,7 @@ mod tests {
     const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-    fn wants_of(yaml: &str) -> Vec<Want> {
+    fn wants_of(yaml: &str) -> Wants {
         let mut diagnostics = Vec::new();
         let manifest = read::plain("m.yaml".into(), yaml, &mut diagnostics).unwrap();
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
@@ -329,8 +451,8 @@ mod tests {
         )
     }
 
-    fn repo(s: &str) -> Repo {
-        match s.split_once(':') {
+    fn id(wants: &Wants, s: &str) -> RepoId {
+        let repo = match s.split_once(':') {
             Some(("oci", rest)) => {
                 let (dir, r) = rest.rsplit_once(':').unwrap();
                 Repo {
@@ -345,7 +467,12 @@ mod tests {
                     repo: r.parse().unwrap(),
                 }
             }
-        }
+        };
+        wants.names.repo_id(&repo).unwrap()
+    }
+
+    fn digest(s: &str) -> Digest {
+        s.parse().unwrap()
     }
 
     #[test]
@@ -365,12 +492,14 @@ mod tests {
     #[test]
     fn empty_destinations_copy_everything() {
         let wants = wants_of(&manifest());
-        assert_eq!(wants.len(), 2);
-        assert_eq!(wants[0].destinations.len(), 2);
+        assert_eq!(wants.items.len(), 2);
+        assert_eq!(wants.items[0].destinations.len(), 2);
+        // One tag list shared by both destinations.
+        assert_eq!(wants.items[0].tag_lists.len(), 1);
+        assert_eq!(wants.edges(), 6);
         let knowledge = Knowledge::default();
         assert_eq!(unknown_digests(&wants, &knowledge).len(), 4);
         let plan = classify(&wants, &knowledge);
-        // A: 2 tags x 2 destinations; B: digest only x 2.
         assert_eq!(
             plan.counts,
             ClassCounts {
@@ -389,11 +518,14 @@ mod tests {
         let mut knowledge = Knowledge::default();
         for dest in ["us.gcr.io/prod/app", "oci:./mirror:app"] {
             let mut inv = Inventory::default();
-            inv.add_tag(A.parse().unwrap(), "v1");
-            inv.add_tag(A.parse().unwrap(), "latest");
-            inv.manifests.entry(B.parse().unwrap()).or_default();
-            knowledge.inventories.insert(repo(dest), inv);
+            inv.add_tag(digest(A), "v1");
+            inv.add_tag(digest(A), "latest");
+            inv.add_tag(digest(A), "unrelated-tag");
+            inv.manifests.entry(digest(B)).or_default();
+            knowledge.absorb(&wants.names, id(&wants, dest), inv);
         }
+        // Tags no manifest names are not kept.
+        assert_eq!(knowledge.tags.len(), 4);
         assert!(unknown_digests(&wants, &knowledge).is_empty());
         let plan = classify(&wants, &knowledge);
         assert!(plan.is_noop());
@@ -412,15 +544,13 @@ mod tests {
         let mut knowledge = Knowledge::default();
         let mut inv = Inventory::default();
         // A is present with `v1`; `latest` points at B: a move, refused.
-        inv.add_tag(A.parse().unwrap(), "v1");
-        inv.add_tag(B.parse().unwrap(), "latest");
-        knowledge
-            .inventories
-            .insert(repo("us.gcr.io/prod/app"), inv);
+        inv.add_tag(digest(A), "v1");
+        inv.add_tag(digest(B), "latest");
+        knowledge.absorb(&wants.names, id(&wants, "us.gcr.io/prod/app"), inv);
         // B is gone from staging.
         knowledge
             .lost
-            .insert((repo("gcr.io/staging/app"), B.parse().unwrap()));
+            .insert((id(&wants, "gcr.io/staging/app"), digest(B)));
         let plan = classify(&wants, &knowledge);
         assert_eq!(
             plan.counts,
@@ -452,7 +582,7 @@ mod tests {
         let mut knowledge = Knowledge::default();
         knowledge
             .present
-            .insert((repo("us.gcr.io/prod/app"), A.parse().unwrap()));
+            .insert((id(&wants, "us.gcr.io/prod/app"), digest(A)));
         let plan = classify(&wants, &knowledge);
         let a = &plan.images[0];
         let us = a
@@ -463,5 +593,17 @@ mod tests {
         assert!(!us.copy);
         assert_eq!(us.tags, vec!["v1", "latest"]);
         assert_eq!(plan.counts.tag_only, 2);
+    }
+
+    #[test]
+    fn a_destination_named_twice_wants_both_tag_lists() {
+        let yaml = format!(
+            "registries:\n- name: gcr.io/staging\n  src: true\n- name: us.gcr.io/prod\nimages:\n- name: app\n  dmap:\n    \"{A}\": [\"v1\"]\n- name: app\n  dmap:\n    \"{A}\": [\"v1\", \"v1.0\"]\n"
+        );
+        let wants = wants_of(&yaml);
+        assert_eq!(wants.items.len(), 1);
+        let (_, tags) = wants.items[0].targets().next().unwrap();
+        let names: Vec<&str> = tags.iter().map(|t| wants.names.tag(t.tag)).collect();
+        assert_eq!(names, vec!["v1", "v1.0"]);
     }
 }

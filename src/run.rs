@@ -3,7 +3,7 @@
 //! parse -> inventory -> plan -> copy -> report. Without `--confirm` it
 //! stops after the plan (a dry run) and writes nothing anywhere.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use crate::check::{self, Outcome};
 use crate::cli::{RunArgs, RunFormat};
 use crate::copy::{self, CopyJob, CopyOptions, CopyStats, Target};
 use crate::diagnostic::{Code, Counts, Diagnostic, Location, Severity};
-use crate::plan::{self, Knowledge, Plan, Repo};
+use crate::plan::{self, Knowledge, Names, Plan, Repo, RepoId};
 use crate::registry::http::{HttpClient, HttpOptions};
 use crate::registry::{self, Reference, Registry};
 use crate::report::{self, Format, RenderOptions};
@@ -105,71 +105,61 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
 
     // Phase 2: inventory. One listing per destination repository, then one
     // HEAD per digest that no listing settled, then one HEAD per source
-    // image still to copy.
+    // image still to copy. Each listing is absorbed (reduced to the facts
+    // the plan needs) as it arrives.
     let started = Instant::now();
-    let destinations: BTreeSet<&Repo> = wants.iter().flat_map(|w| w.destinations.keys()).collect();
+    let names = &wants.names;
     let mut knowledge = Knowledge::default();
-    let listings = for_each(
+    let listings = wants.destinations();
+    let mut results = for_each(
         &mut registries,
-        destinations.into_iter().cloned().collect(),
+        names,
+        listings,
         concurrency,
-        |reg, repo| async move { reg.inventory(&repo.repo).await.map(|inv| (repo, inv)) },
-    )
-    .await?;
-    for result in listings {
+        |reg, repo| {
+            let repo_name = names.repo(repo).repo.clone();
+            async move { reg.inventory(&repo_name).await.map(|inv| (repo, inv)) }
+        },
+    )?;
+    while let Some(result) = results.next().await {
         match result {
-            Ok((repo, inventory)) => {
-                knowledge.inventories.insert(repo, inventory);
-            }
-            Err((repo, err)) => diagnostics.push(registry_error(&repo, &err, None)),
+            Ok((repo, inventory)) => knowledge.absorb(names, repo, inventory),
+            Err((repo, err)) => diagnostics.push(registry_error(names.repo(repo), &err)),
         }
     }
+    drop(results);
     let unknown = plan::unknown_digests(&wants, &knowledge);
-    let heads = for_each(
+    for (repo, digest, found) in heads(
         &mut registries,
+        names,
         unknown,
         concurrency,
-        |reg, (repo, digest)| async move {
-            reg.head_manifest(&repo.repo, &Reference::from(digest))
-                .await
-                .map(|found| (repo, digest, found.is_some()))
-        },
+        &mut diagnostics,
     )
-    .await?;
-    for result in heads {
-        match result {
-            Ok((repo, digest, true)) => {
-                knowledge.present.insert((repo, digest));
-            }
-            Ok(_) => {}
-            Err(((repo, _), err)) => diagnostics.push(registry_error(&repo, &err, None)),
+    .await?
+    {
+        if found {
+            knowledge.present.insert((repo, digest));
         }
     }
     let first_plan = plan::classify(&wants, &knowledge);
-    let to_copy: Vec<(Repo, registry::Digest)> = first_plan
+    let to_copy: Vec<(RepoId, registry::Digest)> = first_plan
         .images
         .iter()
         .filter(|i| i.targets.iter().any(|t| t.copy))
-        .map(|i| (i.source.clone(), i.digest))
+        .filter_map(|i| Some((names.repo_id(&i.source)?, i.digest)))
         .collect();
-    let sources = for_each(
+    for (repo, digest, found) in heads(
         &mut registries,
+        names,
         to_copy,
         concurrency,
-        |reg, (repo, digest)| async move {
-            reg.head_manifest(&repo.repo, &Reference::from(digest))
-                .await
-                .map(|found| (repo, digest, found.is_some()))
-        },
+        &mut diagnostics,
     )
-    .await?;
-    for result in sources {
-        match result {
-            Ok((repo, digest, false)) => {
-                knowledge.lost.insert((repo, digest));
-            }
-            Ok(_) => {}
-            Err(((repo, _), err)) => diagnostics.push(registry_error(&repo, &err, None)),
+    .await?
+    {
+        if !found {
+            knowledge.lost.insert((repo, digest));
         }
     }
     timings.record("inventory", started);
@@ -188,9 +178,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         let started = Instant::now();
         let mut jobs = Vec::with_capacity(plan.images.len());
         let mut places: Vec<Option<Location>> = Vec::with_capacity(plan.images.len());
-        let wanted_at: HashMap<(&Repo, registry::Digest), &Location> = wants
+        let wanted_at: HashMap<(RepoId, registry::Digest), &Location> = wants
+            .items
             .iter()
-            .map(|w| ((&w.source, w.digest), &w.at))
+            .map(|w| ((w.source, w.digest), &w.at))
             .collect();
         for image in &plan.images {
             let mut targets = Vec::with_capacity(image.targets.len());
@@ -209,8 +200,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
                 targets,
             });
             places.push(
-                wanted_at
-                    .get(&(&image.source, image.digest))
+                names
+                    .repo_id(&image.source)
+                    .and_then(|id| wanted_at.get(&(id, image.digest)))
                     .map(|l| (*l).clone()),
             );
         }
@@ -306,57 +298,92 @@ fn report_format(format: RunFormat) -> Format {
     }
 }
 
-/// Runs `op` on every item with at most `concurrency` in flight. Items are
-/// (repository, ...) pairs; the registry of the repository is opened once.
-/// Errors come back with their item, so one failing repository is one
-/// finding and the rest go on.
-async fn for_each<I, T, F, Fut>(
+/// Runs `op` on every item with at most `concurrency` in flight, as a
+/// stream of results. Each item names its repository; its registry is
+/// opened once. Errors come back with their item, so one failing repository
+/// is one finding and the rest go on.
+fn for_each<'a, I, T, F, Fut>(
     registries: &mut Registries,
+    names: &Names,
     items: Vec<I>,
     concurrency: usize,
     op: F,
-) -> anyhow::Result<Vec<Result<T, (I, registry::Error)>>>
+) -> anyhow::Result<impl futures_util::Stream<Item = Result<T, (I, registry::Error)>> + 'a>
 where
-    I: Clone + RepoOf,
-    F: Fn(Arc<dyn Registry>, I) -> Fut,
-    Fut: std::future::Future<Output = registry::Result<T>>,
+    I: Copy + RepoOf + 'a,
+    T: 'a,
+    F: Fn(Arc<dyn Registry>, I) -> Fut + 'a,
+    Fut: std::future::Future<Output = registry::Result<T>> + 'a,
 {
     let mut work = Vec::with_capacity(items.len());
     for item in items {
-        let reg = registries.get(&item.repo().registry)?;
+        let reg = registries.get(&names.repo(item.repo()).registry)?;
         work.push((reg, item));
     }
     Ok(stream::iter(work)
-        .map(|(reg, item)| {
-            let fut = op(reg, item.clone());
+        .map(move |(reg, item)| {
+            let fut = op(reg, item);
             async move { fut.await.map_err(|e| (item, e)) }
         })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await)
+        .buffer_unordered(concurrency))
+}
+
+/// HEADs each (repository, digest): whether the manifest is there.
+async fn heads(
+    registries: &mut Registries,
+    names: &Names,
+    items: Vec<(RepoId, registry::Digest)>,
+    concurrency: usize,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> anyhow::Result<Vec<(RepoId, registry::Digest, bool)>> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut results = for_each(
+        registries,
+        names,
+        items,
+        concurrency,
+        |reg, (repo, digest)| {
+            let repo_name = names.repo(repo).repo.clone();
+            async move {
+                reg.head_manifest(&repo_name, &Reference::from(digest))
+                    .await
+                    .map(|found| (repo, digest, found.is_some()))
+            }
+        },
+    )?;
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(found) => out.push(found),
+            Err(((repo, _), err)) => diagnostics.push(registry_error(names.repo(repo), &err)),
+        }
+    }
+    Ok(out)
 }
 
 /// Items of [`for_each`] name the repository they concern.
 trait RepoOf {
-    fn repo(&self) -> &Repo;
+    fn repo(&self) -> RepoId;
 }
 
-impl RepoOf for Repo {
-    fn repo(&self) -> &Repo {
-        self
+impl RepoOf for RepoId {
+    fn repo(&self) -> RepoId {
+        *self
     }
 }
 
-impl RepoOf for (Repo, registry::Digest) {
-    fn repo(&self) -> &Repo {
-        &self.0
+impl RepoOf for (RepoId, registry::Digest) {
+    fn repo(&self) -> RepoId {
+        self.0
     }
 }
 
-fn registry_error(repo: &Repo, err: &registry::Error, at: Option<Location>) -> Diagnostic {
-    Diagnostic::new(Code::CopyFailed, at, format!("cannot read `{repo}`: {err}")).help(
-        "check the registry name, your credentials and the network; the rest of the plan goes on",
+fn registry_error(repo: &Repo, err: &registry::Error) -> Diagnostic {
+    Diagnostic::new(
+        Code::CopyFailed,
+        None,
+        format!("cannot read `{repo}`: {err}"),
     )
+    .help("check the registry name, your credentials and the network; the rest of the plan goes on")
 }
 
 fn write_plan_table(out: &mut dyn Write, plan: &Plan) -> std::io::Result<()> {
