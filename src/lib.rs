@@ -7,6 +7,7 @@
 //! `registry` holds the I/O side: one small trait, an HTTP backend and an
 //! OCI image-layout backend.
 
+pub mod action;
 pub mod check;
 pub mod cip;
 pub mod copy;
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod manifest;
 pub mod plan;
+pub mod progress;
 pub mod registry;
 pub mod report;
 pub mod run;

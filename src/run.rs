@@ -206,7 +206,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
                     .map(|l| (*l).clone()),
             );
         }
-        let progress = Progress::new(plan.images.iter().map(|i| i.targets.len()).sum());
+        let progress =
+            crate::progress::Progress::new(plan.images.iter().map(|i| i.targets.len()).sum());
         let report = copy::execute(
             jobs,
             &CopyOptions {
@@ -458,37 +459,5 @@ fn human_duration(d: Duration) -> String {
         format!("{:.1}s", d.as_secs_f64())
     } else {
         format!("{}ms", d.as_millis())
-    }
-}
-
-/// Progress: periodic log lines on stderr (CI-friendly), at most one every
-/// few seconds.
-struct Progress {
-    total: usize,
-    done: std::sync::atomic::AtomicUsize,
-    last: std::sync::Mutex<Instant>,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        Progress {
-            total,
-            done: std::sync::atomic::AtomicUsize::new(0),
-            last: std::sync::Mutex::new(Instant::now()),
-        }
-    }
-
-    fn on(&self, event: copy::ProgressEvent) {
-        if let copy::ProgressEvent::TargetDone { .. } = event {
-            let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            let mut last = self
-                .last
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if done == self.total || last.elapsed() >= Duration::from_secs(5) {
-                *last = Instant::now();
-                eprintln!("promoter: {done}/{} destination images done", self.total);
-            }
-        }
     }
 }
