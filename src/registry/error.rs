@@ -1,6 +1,6 @@
 //! The registry layer's one error type, [`Error`], and its transient/permanent
-//! classification ([`Error::is_transient`]), which the retry policy of a later
-//! layer reads. Messages name the registry, repository, digest or URL, and
+//! classification ([`Error::is_transient`]), which the retry loop
+//! (`http/retry.rs`) reads but does not decide. Messages name the registry, repository, digest or URL, and
 //! never carry a credential.
 
 use std::path::PathBuf;
@@ -177,6 +177,12 @@ fn unauthorized_message(registry: &str, repository: &str, had_credentials: bool)
     }
 }
 
+/// Statuses worth retrying: 408 (Request Timeout), 429 (Too Many
+/// Requests) and every 5xx. Other 4xx say the request itself is wrong.
+pub fn is_transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
 /// A certificate or TLS protocol failure: rustls reports it as an I/O error
 /// of kind `InvalidData`. Retrying cannot fix it.
 fn is_tls_rejection(error: &(dyn std::error::Error + 'static)) -> bool {
@@ -227,13 +233,19 @@ impl Error {
     /// and local errors are permanent.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            Error::Status { status, .. } => is_transient_status(*status),
             Error::Transport { cause, .. } => {
                 (cause.is_timeout() || cause.is_connect() || cause.is_request() || cause.is_body())
                     && !is_tls_rejection(cause)
             }
             _ => false,
         }
+    }
+
+    /// A 429: the registry wants fewer requests. Transient; retried on a
+    /// budget of its own, behind the rate limiter.
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, Error::Status { status: 429, .. })
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {

@@ -160,7 +160,7 @@ impl Auth {
     /// The `Authorization` header for a request needing `scopes`, if any.
     pub async fn header(
         &self,
-        client: &reqwest::Client,
+        client: &transport::Transport,
         scopes: &[String],
         repository: &str,
     ) -> Result<Option<HeaderValue>> {
@@ -192,7 +192,7 @@ impl Auth {
 
     async fn fetch_token(
         &self,
-        client: &reqwest::Client,
+        client: &transport::Transport,
         realm: &str,
         service: Option<&str>,
         scopes: &[String],

@@ -1,15 +1,21 @@
 //! The shared HTTP client: [`HttpOptions`], and [`HttpClient`], which holds
 //! one connection pool and, per registry host, the base URL and the
-//! authentication state that every [`HttpRegistry`] of that host shares.
+//! authentication state that every [`HttpRegistry`] of that host shares,
+//! plus the per-host limiters and their counters ([`HttpClient::stats`]).
 //! Also the rule for plain HTTP: loopback hosts and listed insecure hosts.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
 use url::Url;
 
+use super::limit::{HostLimiter, RateOptions, host_key};
+use super::retry::RetryOptions;
+use super::stats::HostStats;
+use super::transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_STALL_TIMEOUT, Transport};
 use super::{HttpRegistry, auth, transport};
 use crate::registry::credentials::CredentialStore;
 use crate::registry::error::{Error, Result};
@@ -27,6 +33,15 @@ pub struct HttpOptions {
     pub credentials: CredentialStore,
     /// Tags asked for per `tags/list` page; `None` means 1000.
     pub tags_page_size: Option<usize>,
+    /// Per-host rate limiting (initial rate 50 r/s, adaptive).
+    pub rate: RateOptions,
+    /// Retries of transient failures.
+    pub retry: RetryOptions,
+    /// Connect timeout; `None` means 30 s.
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for the next byte of a response (headers or body);
+    /// `None` means 60 s. A transfer that keeps moving is never cut off.
+    pub stall_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -36,6 +51,10 @@ impl std::fmt::Debug for HttpOptions {
             .field("extra_ca_certificates", &self.extra_ca_pem.len())
             .field("credentials", &self.credentials)
             .field("tags_page_size", &self.tags_page_size)
+            .field("rate", &self.rate)
+            .field("retry", &self.retry)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("stall_timeout", &self.stall_timeout)
             .finish()
     }
 }
@@ -49,7 +68,7 @@ pub struct HttpClient {
 
 #[derive(Debug)]
 struct Shared {
-    http: reqwest::Client,
+    transport: Transport,
     options: HttpOptions,
     hosts: Mutex<HashMap<String, Arc<HostState>>>,
 }
@@ -69,15 +88,23 @@ pub(super) struct HostState {
     pub base: OnceCell<Url>,
     /// Challenge, credentials and tokens of this host.
     pub auth: auth::Auth,
+    /// From [`HttpOptions::retry`].
+    pub retry: RetryOptions,
+    /// The limiter of the API endpoint, whose counters also count retries.
+    pub limiter: Arc<HostLimiter>,
 }
 
 impl HttpClient {
     /// Build the client. Fails only on unusable options (a malformed CA).
     pub fn new(options: HttpOptions) -> Result<HttpClient> {
-        let http = transport::build_client(&options.extra_ca_pem)?;
+        let http = transport::build_client(
+            &options.extra_ca_pem,
+            options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            options.stall_timeout.unwrap_or(DEFAULT_STALL_TIMEOUT),
+        )?;
         Ok(HttpClient {
             shared: Arc::new(Shared {
-                http,
+                transport: Transport::new(http, options.rate.clone()),
                 options,
                 hosts: Mutex::new(HashMap::new()),
             }),
@@ -111,19 +138,40 @@ impl HttpClient {
                 };
                 Arc::new(HostState {
                     host: host.to_owned(),
-                    endpoint,
                     allow_plain_http,
                     tags_page_size: self.shared.options.tags_page_size,
                     base: OnceCell::new(),
                     auth: auth::Auth::new(host, self.shared.options.credentials.clone()),
+                    retry: self.shared.options.retry.clone(),
+                    limiter: self
+                        .shared
+                        .transport
+                        .limiters()
+                        .host(&endpoint_key(&endpoint)),
+                    endpoint,
                 })
             })
             .clone();
         Ok(HttpRegistry {
-            http: self.shared.http.clone(),
+            http: self.shared.transport.clone(),
             state,
         })
     }
+
+    /// Requests, statuses, retries, 429s and pauses of every host contacted
+    /// so far (registries, token servers, storage backends), by host name:
+    /// the run summary's "requests per registry".
+    pub fn stats(&self) -> Vec<HostStats> {
+        self.shared.transport.stats()
+    }
+}
+
+/// The limiter key of an endpoint, as `send` computes it from URLs
+/// (`host` or `host:port`, without a default port).
+fn endpoint_key(endpoint: &str) -> String {
+    Url::parse(&format!("http://{endpoint}/"))
+        .map(|url| host_key(&url))
+        .unwrap_or_else(|_| endpoint.to_owned())
 }
 
 /// True for `localhost`, `127.0.0.0/8` and `::1`, with or without a port.

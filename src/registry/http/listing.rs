@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::header::ACCEPT;
 use reqwest::{Method, Response};
@@ -105,25 +106,14 @@ impl HttpRegistry {
         let page_size = self.state.tags_page_size.unwrap_or(PAGE_SIZE);
         let mut url = self.url(repo, &format!("tags/list?n={page_size}")).await?;
         for _ in 0..MAX_PAGES {
-            let response = self
-                .call(
-                    transport::Request::new(Method::GET, url.clone()),
-                    &[scope(repo, false)],
-                    repo,
-                )
+            // One page is one retried operation: a failure on page 40 does
+            // not start the listing over.
+            let page = self
+                .retrying("GET tags/list", || self.tags_page(repo, &url))
                 .await?;
-            if transport::is_not_found(response.status()) {
+            let Some((next, body)) = page else {
                 return Ok(tags);
-            }
-            if !response.status().is_success() {
-                return Err(self.fail(&Method::GET, repo, response, "pull").await);
-            }
-            let next = next_link(&response);
-            let body = response.bytes().await.map_err(|source| Error::Transport {
-                method: "GET".into(),
-                url: url.to_string(),
-                cause: source,
-            })?;
+            };
             merge_page(&body, &url, &mut tags)?;
             let Some(next) = next else {
                 return Ok(tags);
@@ -137,6 +127,35 @@ impl HttpRegistry {
             url: url.to_string(),
             reason: format!("more than {MAX_PAGES} pages of tags"),
         })
+    }
+
+    /// One page: the `Link` to the next one and the body, or `None` for
+    /// an unknown repository.
+    async fn tags_page(
+        &self,
+        repo: &RepoName,
+        url: &Url,
+    ) -> Result<Option<(Option<String>, Bytes)>> {
+        let response = self
+            .call(
+                transport::Request::new(Method::GET, url.clone()),
+                &[scope(repo, false)],
+                repo,
+            )
+            .await?;
+        if transport::is_not_found(response.status()) {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(self.fail(&Method::GET, repo, response, "pull").await);
+        }
+        let next = next_link(&response);
+        let body = response.bytes().await.map_err(|source| Error::Transport {
+            method: "GET".into(),
+            url: url.to_string(),
+            cause: source,
+        })?;
+        Ok(Some((next, body)))
     }
 
     /// The inventory: from the GCR extension in one request when available,
@@ -191,7 +210,7 @@ impl HttpRegistry {
             return Err(self.fail(&Method::GET, repo, response, "pull").await);
         }
         let tag = Reference::Tag(subject.referrers_tag());
-        match self.get_manifest(repo, &tag).await {
+        match self.get_manifest_once(repo, &tag).await {
             Ok(index) if index.is_index() => index.child_manifests(),
             Ok(_) => Ok(Vec::new()),
             Err(Error::NotFound { .. }) => Ok(Vec::new()),

@@ -2,11 +2,12 @@
 //! [`Registry`] over the distribution API, made by an [`HttpClient`]
 //! (`client.rs`: the shared pool and per-host state).
 //!
-//! Request flow: operation -> `HttpRegistry::call` (scheme discovery,
-//! `Authorization`, one answer to a 401 challenge) -> `transport::send`.
-//! This file holds that flow and the manifest and blob reads; uploads live
-//! in `upload.rs`, listing, inventory and referrers in `listing.rs`,
-//! authentication in `auth.rs`.
+//! Request flow: operation (retried as a whole on transient errors,
+//! `retry.rs`) -> `HttpRegistry::call` (scheme discovery, `Authorization`,
+//! one answer to a 401 challenge) -> `transport::send` (the per-host
+//! limiter, `limit.rs`, and counters, `stats.rs`). This file holds that flow
+//! and the manifest and blob reads; uploads live in `upload.rs`, listing,
+//! inventory and referrers in `listing.rs`, authentication in `auth.rs`.
 
 use std::sync::Arc;
 
@@ -26,11 +27,17 @@ use super::{Inventory, Registry};
 
 mod auth;
 mod client;
+mod limit;
 mod listing;
+mod retry;
+mod stats;
 pub(crate) mod transport;
 mod upload;
 
 pub use client::{HttpClient, HttpOptions};
+pub use limit::RateOptions;
+pub use retry::RetryOptions;
+pub use stats::HostStats;
 pub use transport::USER_AGENT;
 
 use client::HostState;
@@ -38,7 +45,7 @@ use client::HostState;
 /// One OCI distribution registry.
 #[derive(Clone, Debug)]
 pub struct HttpRegistry {
-    http: reqwest::Client,
+    http: transport::Transport,
     state: Arc<HostState>,
 }
 
@@ -52,6 +59,22 @@ fn scope(repo: &RepoName, push: bool) -> String {
 }
 
 impl HttpRegistry {
+    /// Run one operation under the retry policy, counting retries on this
+    /// registry's host.
+    async fn retrying<T, F, Fut>(&self, what: &str, operation: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        retry::retrying(
+            &self.state.retry,
+            &self.state.limiter.counters,
+            what,
+            operation,
+        )
+        .await
+    }
+
     /// The base URL, `https://host` or, for loopback and insecure hosts that
     /// do not speak TLS, `http://host`. Found once by pinging `/v2/`, which
     /// also yields the authentication challenge.
@@ -248,21 +271,9 @@ fn content_type(response: &Response) -> Option<String> {
     Some(value.split(';').next().unwrap_or(value).trim().to_owned())
 }
 
-#[async_trait]
-impl Registry for HttpRegistry {
-    fn name(&self) -> &str {
-        &self.state.host
-    }
-
-    async fn list_tags(&self, repo: &RepoName) -> Result<Vec<String>> {
-        Ok(self.tags_pages(repo).await?.tags)
-    }
-
-    async fn inventory(&self, repo: &RepoName) -> Result<Inventory> {
-        self.read_inventory(repo).await
-    }
-
-    async fn head_manifest(
+/// Single attempts of the operations; the trait methods retry them.
+impl HttpRegistry {
+    async fn head_manifest_once(
         &self,
         repo: &RepoName,
         reference: &Reference,
@@ -297,11 +308,13 @@ impl Registry for HttpRegistry {
             }
             // Some registries omit a header on HEAD: fall back to GET, which
             // yields all three from the bytes.
-            _ => Ok(Some(self.get_manifest(repo, reference).await?.descriptor())),
+            _ => Ok(Some(
+                self.get_manifest_once(repo, reference).await?.descriptor(),
+            )),
         }
     }
 
-    async fn get_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<Manifest> {
+    async fn get_manifest_once(&self, repo: &RepoName, reference: &Reference) -> Result<Manifest> {
         let url = self.url(repo, &format!("manifests/{reference}")).await?;
         let response = self
             .call(
@@ -336,7 +349,7 @@ impl Registry for HttpRegistry {
         Ok(manifest)
     }
 
-    async fn blob_exists(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+    async fn blob_exists_once(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
         let url = self.url(repo, &format!("blobs/{digest}")).await?;
         let response = self
             .call(
@@ -359,7 +372,7 @@ impl Registry for HttpRegistry {
             })
     }
 
-    async fn get_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob> {
+    async fn get_blob_once(&self, repo: &RepoName, digest: &Digest) -> Result<Blob> {
         let url = self.url(repo, &format!("blobs/{digest}")).await?;
         let response = self
             .call(
@@ -394,21 +407,7 @@ impl Registry for HttpRegistry {
         Ok(Blob { size, stream })
     }
 
-    async fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<bool> {
-        self.mount(repo, digest, from).await
-    }
-
-    async fn push_blob(
-        &self,
-        repo: &RepoName,
-        digest: &Digest,
-        size: u64,
-        content: BlobStream,
-    ) -> Result<()> {
-        self.upload(repo, digest, size, content).await
-    }
-
-    async fn push_manifest(
+    async fn push_manifest_once(
         &self,
         repo: &RepoName,
         reference: &Reference,
@@ -442,8 +441,77 @@ impl Registry for HttpRegistry {
         }
         Ok(())
     }
+}
+
+#[async_trait]
+impl Registry for HttpRegistry {
+    fn name(&self) -> &str {
+        &self.state.host
+    }
+
+    async fn list_tags(&self, repo: &RepoName) -> Result<Vec<String>> {
+        Ok(self.tags_pages(repo).await?.tags)
+    }
+
+    async fn inventory(&self, repo: &RepoName) -> Result<Inventory> {
+        self.read_inventory(repo).await
+    }
+
+    async fn head_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<Option<Descriptor>> {
+        self.retrying("HEAD manifest", || self.head_manifest_once(repo, reference))
+            .await
+    }
+
+    async fn get_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<Manifest> {
+        self.retrying("GET manifest", || self.get_manifest_once(repo, reference))
+            .await
+    }
+
+    async fn blob_exists(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+        self.retrying("HEAD blob", || self.blob_exists_once(repo, digest))
+            .await
+    }
+
+    /// Retried until the response headers arrive; an error while the caller
+    /// streams the body is its to retry (it is transient).
+    async fn get_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob> {
+        self.retrying("GET blob", || self.get_blob_once(repo, digest))
+            .await
+    }
+
+    async fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<bool> {
+        self.retrying("mount blob", || self.mount(repo, digest, from))
+            .await
+    }
+
+    async fn push_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        content: BlobStream,
+    ) -> Result<()> {
+        self.upload(repo, digest, size, content).await
+    }
+
+    async fn push_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        self.retrying("PUT manifest", || {
+            self.push_manifest_once(repo, reference, manifest)
+        })
+        .await
+    }
 
     async fn list_referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>> {
-        self.referrers(repo, subject).await
+        self.retrying("referrers", || self.referrers(repo, subject))
+            .await
     }
 }

@@ -1,8 +1,11 @@
 //! The one door to the network: [`send`] executes every HTTP request of the
-//! registry layer (registry calls and token fetches alike), so that rate
-//! limiting and retries can be added in one place later. Also: building the
-//! shared `reqwest` client, and turning unexpected statuses into errors.
+//! registry layer (registry calls and token fetches alike), each admitted by
+//! the per-host limiter (`limit.rs`) and counted (`stats.rs`). Retries wrap
+//! whole operations one level up (`retry.rs`). Also: building the shared
+//! `reqwest` client with its timeouts, and turning unexpected statuses into
+//! errors.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +13,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
+use super::limit::{Limiters, RateOptions};
+use super::stats::HostStats;
 use crate::registry::error::{Error, Result};
 
 /// `User-Agent` of every request: `promoter/<version>`.
@@ -49,19 +54,26 @@ impl Request {
     }
 }
 
-/// Timeouts: connecting should take well under 30 s on any network a
-/// promotion runs on; 120 s without a single byte means the peer is gone
-/// (large blobs still stream for as long as bytes keep flowing).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default connect timeout: connecting takes well under 30 s on any
+/// network a promotion runs on.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default stall timeout: 60 s without a single byte means the peer is gone
+/// (kpromo once hung 9 hours on such a connection). It bounds each read,
+/// not the transfer: a large blob streams for as long as bytes keep coming.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections stay pooled for the next request to the same host.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Build the shared client: rustls, the system roots plus `extra_ca_pem`,
 /// HTTP/1.1 with keep-alive. HTTP/1.1 because parallel blob transfers go
 /// faster over several TCP connections than multiplexed in one HTTP/2
-/// connection's flow-control window.
-pub(crate) fn build_client(extra_ca_pem: &[Vec<u8>]) -> Result<reqwest::Client> {
+/// connection's flow-control window. `stall` is reqwest's read timeout,
+/// which restarts with every read (checked by `tests/ratelimit_faults.rs`).
+pub(crate) fn build_client(
+    extra_ca_pem: &[Vec<u8>],
+    connect: Duration,
+    stall: Duration,
+) -> Result<reqwest::Client> {
     let mut certs = Vec::new();
     for pem in extra_ca_pem {
         let bundle = reqwest::Certificate::from_pem_bundle(pem)
@@ -77,8 +89,8 @@ pub(crate) fn build_client(extra_ca_pem: &[Vec<u8>]) -> Result<reqwest::Client> 
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .http1_only()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
+        .connect_timeout(connect)
+        .read_timeout(stall)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_keepalive(Duration::from_secs(60))
         .tls_certs_merge(certs)
@@ -86,24 +98,66 @@ pub(crate) fn build_client(extra_ca_pem: &[Vec<u8>]) -> Result<reqwest::Client> 
         .map_err(|e| Error::Setup(e.to_string()))
 }
 
-/// Execute one request. Every HTTP request of the registry layer passes
-/// here, and only here; a later per-host limiter and retry policy go in this
-/// function. A response is returned whatever its status.
-pub(crate) async fn send(client: &reqwest::Client, request: Request) -> Result<Response> {
+/// The connection pool and the per-host limiters: what [`send`] needs.
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    limiters: Arc<Limiters>,
+}
+
+impl Transport {
+    pub fn new(http: reqwest::Client, rate: RateOptions) -> Transport {
+        Transport {
+            http,
+            limiters: Arc::new(Limiters::new(rate)),
+        }
+    }
+
+    /// The limiters, for retry counting.
+    pub fn limiters(&self) -> &Limiters {
+        &self.limiters
+    }
+
+    /// Counters of every host contacted so far.
+    pub fn stats(&self) -> Vec<HostStats> {
+        self.limiters.stats()
+    }
+}
+
+/// Execute one request, once, after the limiter of its host admits it.
+/// Every HTTP request of the registry layer passes here, and only here. A
+/// response is returned whatever its status; its status and rate-limit
+/// headers go back to the limiter.
+pub(crate) async fn send(transport: &Transport, request: Request) -> Result<Response> {
     let method = request.method.clone();
     let url = request.url.clone();
-    let mut builder = client
+    let limiter = transport.limiters.for_url(&url);
+    let mut builder = transport
+        .http
         .request(request.method, request.url)
         .headers(request.headers);
     if let Some(body) = request.body {
         builder = builder.body(body);
     }
+    let _permit = limiter.admit().await;
+    limiter.counters.request();
     tracing::debug!(%method, %url, "registry request");
-    builder.send().await.map_err(|source| Error::Transport {
-        method: method.to_string(),
-        url: url.to_string(),
-        cause: source,
-    })
+    match builder.send().await {
+        Ok(response) => {
+            limiter.counters.response(response.status().as_u16());
+            limiter.observe(response.status().as_u16(), response.headers());
+            Ok(response)
+        }
+        Err(source) => {
+            limiter.counters.transport_error();
+            Err(Error::Transport {
+                method: method.to_string(),
+                url: url.to_string(),
+                cause: source,
+            })
+        }
+    }
 }
 
 /// How much of an error body to keep: enough for the registry's error code

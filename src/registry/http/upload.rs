@@ -3,6 +3,14 @@
 //! large ones (POST, PATCH per chunk, PUT `?digest=`). The content is hashed
 //! while it streams; on a mismatch the upload session is cancelled before the
 //! final PUT, so the registry never commits the blob.
+//!
+//! Retries: an upload session that failed is never resumed or reused. A
+//! small blob is in memory once verified, so a transient failure retries the
+//! whole upload with a new session (new POST, new `Location`). A large blob
+//! streams through in chunks and its stream cannot be replayed from here:
+//! the session is cancelled and the error, transient when the failure was
+//! (a 5xx, a reset, a stall), goes to the caller, which retries the blob
+//! with a fresh stream. `mount` is retried as a whole by the trait method.
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -125,9 +133,13 @@ impl HttpRegistry {
                 &mut pending,
             )
             .await?;
-            let session = self.start_upload(repo).await?;
+            let bytes = buffer.freeze();
             return self
-                .finish_upload(repo, session, digest, buffer.freeze())
+                .retrying("blob upload", || async {
+                    let session = self.start_upload(repo).await?;
+                    self.finish_upload(repo, session, digest, bytes.clone())
+                        .await
+                })
                 .await;
         }
         let session = self.start_upload(repo).await?;
