@@ -103,6 +103,8 @@ pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
         insecure_registry: Vec::new(),
         registry_ca: Vec::new(),
         report: None,
+        shard: None,
+        shards: None,
     };
     Ok((Translated::Run(run), notes))
 }

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::diagnostic::Code;
 use crate::report::Format;
+use crate::shard::Shard;
 
 /// Promote container images from staging to production registries, as kpromo
 /// manifests describe; check those manifests on every pull request.
@@ -28,6 +29,9 @@ pub enum Command {
     Cip(CipArgs),
     /// List every rule `check` knows, with its code and severity.
     Rules,
+    /// Work with JSON reports of `run --report`.
+    #[command(subcommand)]
+    Report(ReportCommand),
 }
 
 /// Which manifests to read: kpromo's two layouts.
@@ -119,9 +123,38 @@ pub struct RunArgs {
     /// Also write the JSON report (plan, problems, statistics) to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Do only shard I of N (`0/3`, `1/3`, `2/3`): the source images whose
+    /// name hashes to I, with every destination they write. Shards share
+    /// no repository; `promoter report merge` combines their reports.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    pub shard: Option<Shard>,
+
+    /// Split into N shards and do the one `$JOB_COMPLETION_INDEX` names
+    /// (set in each pod of a Kubernetes Indexed Job).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
 }
 
 impl RunArgs {
+    /// The shard this run does, from `--shard` or from `--shards` and
+    /// `$JOB_COMPLETION_INDEX`; `None` for the whole tree.
+    ///
+    /// # Errors
+    ///
+    /// When `--shards` is given and the index variable is unusable.
+    pub fn shard(&self) -> Result<Option<Shard>, crate::shard::Error> {
+        match (self.shard, self.shards) {
+            (Some(shard), _) => Ok(Some(shard)),
+            (None, Some(count)) => Shard::from_index_variable(
+                count,
+                std::env::var(crate::shard::INDEX_VARIABLE).ok().as_deref(),
+            )
+            .map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
     /// The `check` that runs first, on the same manifests.
     pub fn check_args(&self) -> CheckArgs {
         CheckArgs {
@@ -134,6 +167,40 @@ impl RunArgs {
             color: ColorChoice::Never,
         }
     }
+}
+
+/// `promoter report ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Combine the JSON reports of the shards of one run (`run --shard I/N
+    /// --report FILE`) into one summary, one set of annotations and one exit
+    /// code: the worst of the shards.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' JSON reports.
+    #[arg(value_name = "FILES", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Fail unless the reports are exactly shards 0..N of N.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+
+    /// Output format. Defaults to `github` when GITHUB_ACTIONS=true,
+    /// otherwise `human`.
+    #[arg(long, value_enum)]
+    pub format: Option<RunFormat>,
+
+    /// Also write the merged JSON report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Append the Markdown summary to this file (in GitHub Actions:
+    /// `$GITHUB_STEP_SUMMARY`).
+    #[arg(long, value_name = "FILE", env = "GITHUB_STEP_SUMMARY")]
+    pub summary: Option<PathBuf>,
 }
 
 /// `--format` of `run`.

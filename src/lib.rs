@@ -19,4 +19,5 @@ pub mod progress;
 pub mod registry;
 pub mod report;
 pub mod run;
+pub mod shard;
 pub mod validate;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use promoter::check::{self, Outcome};
 use promoter::cip;
-use promoter::cli::{Cli, Command};
+use promoter::cli::{Cli, Command, ReportCommand};
 use promoter::diagnostic::Code;
 
 fn main() -> ExitCode {
@@ -50,6 +50,7 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
                 cip::Translated::Run(args) => promote(&args),
             }
         }
+        Command::Report(ReportCommand::Merge(args)) => promoter::report::merge::command(args),
         Command::Rules => {
             let mut out = std::io::stdout().lock();
             for code in Code::ALL {

@@ -43,6 +43,8 @@ pub struct RunReport<'a> {
     pub promoted: usize,
     pub failed: usize,
     pub seconds: &'a Timings,
+    /// The shard this run did (`--shard`, `--shards`), if not the whole tree.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// The registries of a run, opened once each.
@@ -84,7 +86,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Findings);
     }
     diagnostics.retain(|d| d.severity == Severity::Error);
-    let wants = plan::wants(&loaded.manifests);
+    let shard = args.shard()?;
+    let mut wants = plan::wants(&loaded.manifests);
+    if let Some(shard) = shard {
+        crate::shard::retain(&mut wants, shard);
+    }
 
     let mut options = HttpOptions {
         insecure_registries: args.insecure_registry.clone(),
@@ -252,6 +258,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         promoted,
         failed,
         seconds: &timings,
+        shard,
     };
     let mut out = std::io::stdout().lock();
     match format {

@@ -17,6 +17,7 @@
 pub mod github;
 pub mod human;
 pub mod json;
+pub mod merge;
 pub mod summary;
 
 use std::fmt;
