@@ -29,6 +29,10 @@ pub enum Command {
     Cip(CipArgs),
     /// List every rule `check` knows, with its code and severity.
     Rules,
+    /// Run as the GitHub Action (the action image's entrypoint): read the
+    /// inputs from `INPUT_*` and the event from `GITHUB_*`, then check,
+    /// plan or promote as the event calls for.
+    Action,
     /// Work with JSON reports of `run --report`.
     #[command(subcommand)]
     Report(ReportCommand),

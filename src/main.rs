@@ -50,6 +50,12 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
                 cip::Translated::Run(args) => promote(&args),
             }
         }
+        Command::Action => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(promoter::action::run())
+        }
         Command::Report(ReportCommand::Merge(args)) => promoter::report::merge::command(args),
         Command::Rules => {
             let mut out = std::io::stdout().lock();

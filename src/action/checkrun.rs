@@ -1,0 +1,172 @@
+//! The Check Run: every finding as an annotation, past the 10-per-severity
+//! limit of workflow commands, with the plan as its summary.
+//!
+//! GitHub takes at most [`ANNOTATIONS_PER_REQUEST`] annotations per request:
+//! the run is created with the first batch and updated (PATCH) with each
+//! following one; GitHub appends them. A token without `checks: write` (a
+//! fork's pull request) gets 403: the caller falls back to the workflow
+//! annotations already printed, without failing the step.
+
+use serde_json::{Value, json};
+
+use super::Finding;
+use super::api::{ApiError, GitHub};
+
+/// GitHub's limit on annotations in one create or update request.
+pub const ANNOTATIONS_PER_REQUEST: usize = 50;
+
+/// GitHub's limit on `output.summary` and `output.text`, in characters.
+pub const OUTPUT_LIMIT: usize = 65_535;
+
+/// The Check Run's name, shown in the pull request's checks list.
+pub const NAME: &str = "promoter";
+
+/// The check run to publish.
+#[derive(Debug)]
+pub struct CheckRun<'a> {
+    pub head_sha: &'a str,
+    /// `success`, `failure` or `neutral`.
+    pub conclusion: &'a str,
+    pub title: String,
+    /// Markdown: the plan and the results.
+    pub summary: String,
+    pub findings: &'a [Finding],
+}
+
+/// Creates the check run, then adds the remaining annotations 50 at a time.
+/// Returns the run's id and the number of requests made.
+///
+/// # Errors
+///
+/// The first failing call's error; [`ApiError::is_forbidden`] tells a
+/// read-only token from a real failure.
+pub async fn publish(github: &GitHub, run: &CheckRun<'_>) -> Result<(u64, usize), ApiError> {
+    let annotations: Vec<Value> = run.findings.iter().filter_map(annotation).collect();
+    let mut batches = annotations.chunks(ANNOTATIONS_PER_REQUEST);
+    let summary = truncate(&run.summary, OUTPUT_LIMIT);
+    let output = |batch: &[Value]| {
+        json!({
+            "title": run.title,
+            "summary": summary,
+            "annotations": batch,
+        })
+    };
+    let created = github
+        .call(
+            "POST",
+            "/check-runs",
+            Some(&json!({
+                "name": NAME,
+                "head_sha": run.head_sha,
+                "status": "completed",
+                "conclusion": run.conclusion,
+                "output": output(batches.next().unwrap_or(&[])),
+            })),
+        )
+        .await?;
+    let id = created.get("id").and_then(Value::as_u64).unwrap_or(0);
+    let mut requests = 1;
+    for batch in batches {
+        github
+            .call(
+                "PATCH",
+                &format!("/check-runs/{id}"),
+                Some(&json!({ "output": output(batch) })),
+            )
+            .await?;
+        requests += 1;
+    }
+    Ok((id, requests))
+}
+
+/// A finding as a Check Run annotation; `None` for findings that have no
+/// file (they are in the summary).
+fn annotation(finding: &Finding) -> Option<Value> {
+    let location = finding.location.as_ref()?;
+    let path = location.file.strip_prefix("./").unwrap_or(&location.file);
+    // A file of a base revision (`<rev>:<path>`) is not in the head commit.
+    if path.contains(':') {
+        return None;
+    }
+    let line = location.line.max(1);
+    let level = match finding.severity.as_str() {
+        "error" => "failure",
+        "warning" => "warning",
+        _ => "notice",
+    };
+    let mut message = finding.message.clone();
+    if let Some(help) = &finding.help {
+        message.push_str("\nhelp: ");
+        message.push_str(help);
+    }
+    let mut a = json!({
+        "path": path,
+        "start_line": line,
+        "end_line": line,
+        "annotation_level": level,
+        "title": format!("{} {}", finding.code, finding.severity),
+        "message": truncate(&message, OUTPUT_LIMIT),
+    });
+    // Columns are allowed only on a one-line annotation, which these are.
+    if location.line > 0 && location.column > 0 {
+        a["start_column"] = json!(location.column);
+        a["end_column"] = json!(location.column + location.length.max(1) - 1);
+    }
+    Some(a)
+}
+
+/// `text` cut to at most `limit` characters, with a note when cut.
+#[must_use]
+pub fn truncate(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let note = "\n\n… cut to fit GitHub's limit; the full report is in the job summary.";
+    let keep = limit.saturating_sub(note.chars().count());
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str(note);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::FindingLocation;
+
+    #[test]
+    fn annotation_levels_and_columns() {
+        let finding = Finding {
+            code: "M201".into(),
+            severity: "error".into(),
+            message: "bad".into(),
+            help: Some("fix".into()),
+            location: Some(FindingLocation {
+                file: "./a.yaml".into(),
+                line: 3,
+                column: 5,
+                length: 4,
+            }),
+        };
+        let a = annotation(&finding).unwrap();
+        assert_eq!(a["path"], "a.yaml");
+        assert_eq!(a["annotation_level"], "failure");
+        assert_eq!(
+            (a["start_column"].as_u64(), a["end_column"].as_u64()),
+            (Some(5), Some(8))
+        );
+        assert_eq!(a["message"], "bad\nhelp: fix");
+        let unplaced = Finding {
+            location: None,
+            ..finding
+        };
+        assert!(annotation(&unplaced).is_none());
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        let long = "é".repeat(100);
+        let cut = truncate(&long, 90);
+        assert!(cut.chars().count() <= 90);
+        assert_eq!(truncate("short", 90), "short");
+    }
+}

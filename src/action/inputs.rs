@@ -1,0 +1,279 @@
+//! The action's inputs, as the runner hands them to a container action:
+//! one `INPUT_<NAME>` variable per input, the name upper-cased with its
+//! hyphens kept (`thin-manifest-dir` arrives as `INPUT_THIN-MANIFEST-DIR`).
+//! An input the workflow leaves out arrives as its `action.yml` default,
+//! and an empty one as an empty string, which means "not given" here.
+//!
+//! This module only parses and validates; it reads no files and decides
+//! nothing (see `mode`).
+
+use std::fmt;
+
+/// What the step should do (`mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Decide from the event (see `mode::decide`).
+    Auto,
+    /// Only `promoter check`.
+    Check,
+    /// `promoter run`: a dry-run plan, or a promotion with `confirm`.
+    Run,
+    /// `promoter verify`: check the signatures of what is promoted.
+    Verify,
+}
+
+/// `confirm`: promote for real, or not, or let the event decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Confirm {
+    /// Promote on a push to the default branch, dry-run elsewhere.
+    Auto,
+    Yes,
+    No,
+}
+
+/// `fail-on`: the least severe finding that fails the step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailOn {
+    Error,
+    Warning,
+    /// Report only; the step fails only when the promoter cannot run.
+    Never,
+}
+
+/// Inputs passed straight to `promoter run` / `promoter verify` as
+/// `--<flag>=<value>` when not empty: the signing, verification and rate
+/// options, whose flags those commands own.
+pub const PASS_THROUGH: &[&str] = &[
+    "max-rps",
+    "certificate-identity",
+    "certificate-identity-regexp",
+    "certificate-oidc-issuer",
+    "certificate-oidc-issuer-regexp",
+    "fulcio-url",
+    "rekor-url",
+    "signing-identity-token-audience",
+];
+
+/// Every input, parsed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Inputs {
+    pub mode: Mode,
+    pub manifest: Option<String>,
+    /// `thin-manifest-dir`: one or more directories, one per line.
+    pub thin_manifest_dirs: Vec<String>,
+    pub confirm: Confirm,
+    /// `base-ref`: compare with this revision instead of the event's base.
+    pub base_ref: Option<String>,
+    /// `github-token`. Never printed: `Debug` hides it.
+    pub github_token: Option<String>,
+    /// `comment`: keep one pull-request comment with the plan.
+    pub comment: bool,
+    /// `summary`: write the job summary (default true).
+    pub summary: bool,
+    /// `check-run`: publish a Check Run with every annotation (default true).
+    pub check_run: bool,
+    pub fail_on: FailOn,
+    /// `report`: where the JSON report goes, relative to the workspace.
+    pub report: String,
+    /// `sign`: sign what is promoted (passed as `--sign`).
+    pub sign: bool,
+    /// `(flag, value)` for each non-empty [`PASS_THROUGH`] input.
+    pub pass_through: Vec<(&'static str, String)>,
+    /// `args`: extra arguments for the promoter command, one per line.
+    pub extra_args: Vec<String>,
+}
+
+impl fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inputs")
+            .field("mode", &self.mode)
+            .field("manifest", &self.manifest)
+            .field("thin_manifest_dirs", &self.thin_manifest_dirs)
+            .field("confirm", &self.confirm)
+            .field("base_ref", &self.base_ref)
+            .field(
+                "github_token",
+                &self.github_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("comment", &self.comment)
+            .field("summary", &self.summary)
+            .field("check_run", &self.check_run)
+            .field("fail_on", &self.fail_on)
+            .field("report", &self.report)
+            .field("sign", &self.sign)
+            .field("pass_through", &self.pass_through)
+            .field("extra_args", &self.extra_args)
+            .finish()
+    }
+}
+
+/// An input with a value the action does not understand.
+#[derive(Debug, thiserror::Error)]
+#[error("input `{name}`: {message}")]
+pub struct InputError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+/// The default report file, in the workspace so that later steps (which
+/// run outside the container) find it at the same relative path.
+pub const DEFAULT_REPORT: &str = "promoter-report.json";
+
+impl Inputs {
+    /// Reads every input through `var` (`std::env::var` in the binary).
+    ///
+    /// # Errors
+    ///
+    /// When an input has a value outside its documented set.
+    pub fn read(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, InputError> {
+        let get = |name: &'static str| -> Option<String> {
+            var(&format!("INPUT_{}", name.to_ascii_uppercase()))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mode = match get("mode")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("auto") => Mode::Auto,
+            Some("check") => Mode::Check,
+            Some("run") => Mode::Run,
+            Some("verify") => Mode::Verify,
+            Some(other) => return Err(bad("mode", other, "auto, check, run or verify")),
+        };
+        let confirm = match get("confirm")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("auto") => Confirm::Auto,
+            Some("true") => Confirm::Yes,
+            Some("false") => Confirm::No,
+            Some(other) => return Err(bad("confirm", other, "auto, true or false")),
+        };
+        let fail_on = match get("fail-on")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("error") => FailOn::Error,
+            Some("warning") => FailOn::Warning,
+            Some("never") => FailOn::Never,
+            Some(other) => return Err(bad("fail-on", other, "error, warning or never")),
+        };
+        let flag = |name: &'static str, default: bool| -> Result<bool, InputError> {
+            match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None => Ok(default),
+                Some("true") => Ok(true),
+                Some("false") => Ok(false),
+                Some(other) => Err(bad(name, other, "true or false")),
+            }
+        };
+        let lines = |name: &'static str| -> Vec<String> {
+            get(name)
+                .map(|v| {
+                    v.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let thin_manifest_dirs = lines("thin-manifest-dir");
+        let manifest = get("manifest");
+        if manifest.is_none() && thin_manifest_dirs.is_empty() {
+            return Err(InputError {
+                name: "manifest",
+                message: "give `manifest` or `thin-manifest-dir` (or both)".into(),
+            });
+        }
+        let mut pass_through = Vec::new();
+        for name in PASS_THROUGH {
+            if let Some(value) = get(name) {
+                pass_through.push((*name, value));
+            }
+        }
+        Ok(Inputs {
+            mode,
+            manifest,
+            thin_manifest_dirs,
+            confirm,
+            base_ref: get("base-ref"),
+            github_token: get("github-token"),
+            comment: flag("comment", false)?,
+            summary: flag("summary", true)?,
+            check_run: flag("check-run", true)?,
+            fail_on,
+            report: get("report").unwrap_or_else(|| DEFAULT_REPORT.to_string()),
+            sign: flag("sign", false)?,
+            pass_through,
+            extra_args: lines("args"),
+        })
+    }
+
+    /// The manifest arguments every command takes.
+    #[must_use]
+    pub fn manifest_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(m) = &self.manifest {
+            args.push(format!("--manifest={m}"));
+        }
+        for dir in &self.thin_manifest_dirs {
+            args.push(format!("--thin-manifest-dir={dir}"));
+        }
+        args
+    }
+}
+
+fn bad(name: &'static str, value: &str, expected: &str) -> InputError {
+    InputError {
+        name,
+        message: format!("`{value}` is not one of {expected}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<Inputs, InputError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        Inputs::read(&|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn hyphens_are_kept_in_names_and_empty_means_unset() {
+        let inputs = read(&[
+            ("INPUT_THIN-MANIFEST-DIR", "a\n\n b \n"),
+            ("INPUT_MODE", ""),
+            ("INPUT_FAIL-ON", "Warning"),
+            ("INPUT_MAX-RPS", "20"),
+            ("INPUT_CERTIFICATE-IDENTITY", ""),
+            ("INPUT_GITHUB-TOKEN", "ghs_secret"),
+        ])
+        .unwrap();
+        assert_eq!(inputs.thin_manifest_dirs, ["a", "b"]);
+        assert_eq!(inputs.mode, Mode::Auto);
+        assert_eq!(inputs.fail_on, FailOn::Warning);
+        assert_eq!(inputs.pass_through, [("max-rps", "20".to_string())]);
+        assert!(inputs.summary && inputs.check_run && !inputs.comment);
+        assert_eq!(inputs.report, DEFAULT_REPORT);
+        assert!(!format!("{inputs:?}").contains("ghs_secret"));
+    }
+
+    #[test]
+    fn bad_values_name_the_input() {
+        let err = read(&[("INPUT_MANIFEST", "m.yaml"), ("INPUT_MODE", "deploy")]).unwrap_err();
+        assert_eq!(err.name, "mode");
+        let err = read(&[("INPUT_MANIFEST", "m.yaml"), ("INPUT_COMMENT", "yes")]).unwrap_err();
+        assert_eq!(err.name, "comment");
+        assert_eq!(read(&[]).unwrap_err().name, "manifest");
+    }
+}
