@@ -103,6 +103,7 @@ pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
         insecure_registry: Vec::new(),
         registry_ca: Vec::new(),
         report: None,
+        signing: Default::default(),
         shard: None,
         shards: None,
     };

@@ -29,13 +29,16 @@ pub enum Command {
     Cip(CipArgs),
     /// List every rule `check` knows, with its code and severity.
     Rules,
+    /// Check that every promoted image is signed in every destination, by
+    /// the expected identity; `--fix` copies missing signatures over.
+    Verify(VerifyArgs),
+    /// Work with JSON reports of `run --report`.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Run as the GitHub Action (the action image's entrypoint): read the
     /// inputs from `INPUT_*` and the event from `GITHUB_*`, then check,
     /// plan or promote as the event calls for.
     Action,
-    /// Work with JSON reports of `run --report`.
-    #[command(subcommand)]
-    Report(ReportCommand),
 }
 
 /// Which manifests to read: kpromo's two layouts.
@@ -127,6 +130,9 @@ pub struct RunArgs {
     /// Also write the JSON report (plan, problems, statistics) to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub signing: SigningArgs,
 
     /// Do only shard I of N (`0/3`, `1/3`, `2/3`): the source images whose
     /// name hashes to I, with every destination they write. Shards share
@@ -299,4 +305,113 @@ pub struct CipArgs {
     /// kpromo: vulnerability check threshold (not supported).
     #[arg(long, value_name = "LEVEL")]
     pub vuln_severity_threshold: Option<i64>,
+}
+
+/// Signing flags of `run` (see README "Signing").
+#[derive(Debug, Args, Clone, Default)]
+pub struct SigningArgs {
+    /// Sign promoted images (`--sign=false` turns it off). By default,
+    /// signing is on when an identity is available: GitHub Actions' OIDC
+    /// variables, `--identity-token-file`, `SIGSTORE_ID_TOKEN` or
+    /// `--signing-key`; otherwise images are promoted unsigned, with a note.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub sign: Option<bool>,
+
+    /// Sign with this P-256 private key (PKCS#8 PEM) instead of keyless.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+
+    /// Read the OIDC identity token from this file.
+    #[arg(long, value_name = "FILE")]
+    pub identity_token_file: Option<PathBuf>,
+
+    /// Fulcio's URL. Default: the public instance, https://fulcio.sigstore.dev.
+    #[arg(long, value_name = "URL")]
+    pub fulcio_url: Option<String>,
+
+    /// Rekor's URL. Default: the public instance, https://rekor.sigstore.dev
+    /// (keyless), none (with `--signing-key`).
+    #[arg(long, value_name = "URL")]
+    pub rekor_url: Option<String>,
+
+    /// The sigstore `trusted_root.json` to check Rekor's answers against.
+    /// Default: the public instance's.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+
+    /// The public registry name signatures name images by (the payload's
+    /// `docker-reference`), e.g. `registry.k8s.io`. Default: the first
+    /// destination.
+    #[arg(long, value_name = "PREFIX")]
+    pub signature_identity_prefix: Option<String>,
+
+    /// Which signature formats to write.
+    #[arg(long, value_enum, default_value_t = SignatureFormat::Both)]
+    pub signature_format: SignatureFormat,
+}
+
+/// `--signature-format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum SignatureFormat {
+    /// cosign's `sha256-<hex>.sig` tag (cosign v2 and older readers).
+    Legacy,
+    /// A sigstore bundle v0.3 referrer (cosign v3).
+    Bundle,
+    /// Both.
+    #[default]
+    Both,
+}
+
+/// What a signature must show to count (cosign's flags).
+#[derive(Debug, Args, Clone, Default)]
+pub struct IdentityArgs {
+    /// The certificate identity (SAN), exactly.
+    #[arg(long, value_name = "IDENTITY")]
+    pub certificate_identity: Option<String>,
+    /// The certificate identity, as a regular expression (whole match).
+    #[arg(long, value_name = "REGEXP")]
+    pub certificate_identity_regexp: Option<String>,
+    /// The OIDC issuer, exactly.
+    #[arg(long, value_name = "ISSUER")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// The OIDC issuer, as a regular expression (whole match).
+    #[arg(long, value_name = "REGEXP")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
+
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+
+    /// For key-signed images: the P-256 public key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub public_key: Option<PathBuf>,
+
+    /// The sigstore `trusted_root.json`. Default: the public instance's.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+
+    /// Which signature formats must be present.
+    #[arg(long, value_enum, default_value_t = SignatureFormat::Both)]
+    pub signature_format: SignatureFormat,
+
+    /// Copy missing signatures from a destination that has valid ones.
+    #[arg(long)]
+    pub fix: bool,
+
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+
+    /// A registry host that may be reached over plain HTTP.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+
+    /// A PEM file of certificates to trust for registries.
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Vec<PathBuf>,
 }

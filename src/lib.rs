@@ -10,8 +10,8 @@
 pub mod action;
 pub mod check;
 pub mod cip;
-pub mod copy;
 pub mod cli;
+pub mod copy;
 pub mod diagnostic;
 pub mod manifest;
 pub mod plan;
@@ -20,4 +20,5 @@ pub mod registry;
 pub mod report;
 pub mod run;
 pub mod shard;
+pub mod sign;
 pub mod validate;

@@ -56,6 +56,12 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
                 .build()?;
             runtime.block_on(promoter::action::run())
         }
+        Command::Verify(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(promoter::sign::phase::verify_command(args))
+        }
         Command::Report(ReportCommand::Merge(args)) => promoter::report::merge::command(args),
         Command::Rules => {
             let mut out = std::io::stdout().lock();

@@ -246,6 +246,14 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         }
         copy_stats = Some(report.stats);
         timings.record("copy", started);
+
+        // Sign each promoted digest once, replicate to the other mirrors.
+        let started = Instant::now();
+        diagnostics.extend(
+            crate::sign::phase::run_phase(&args.signing, &plan, &mut |name| registries.get(name))
+                .await,
+        );
+        timings.record("sign", started);
     }
 
     // Phase 5: report.

@@ -1,0 +1,315 @@
+//! The sigstore bundle v0.3 format as cosign v3 stores image signatures: a
+//! DSSE envelope over an in-toto Statement v1 (predicate type
+//! `https://sigstore.dev/cosign/sign/v1`, subject = the image digest), the
+//! signing certificate and the Rekor `dsse` entry with its inclusion
+//! promise and proof; pushed as an OCI 1.1 referrer of the image.
+//!
+//! Pure data: building and reading these documents.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Error;
+use super::crypto::{b64, unb64};
+use super::rekor::LogEntry;
+use crate::registry::{Descriptor, Digest, Manifest};
+
+/// Media type and artifact type of a bundle.
+pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// cosign v3's predicate type for image signatures.
+pub const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+/// DSSE payload type of in-toto statements.
+pub const INTOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// The OCI empty descriptor's media type.
+pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// Annotation naming the bundle's content.
+pub const ANN_CONTENT: &str = "dev.sigstore.bundle.content";
+/// Annotation naming the predicate type.
+pub const ANN_PREDICATE: &str = "dev.sigstore.bundle.predicateType";
+
+/// The in-toto statement signed for `digest`. `name` is the image's public
+/// name (sigstore-python requires one; cosign ignores it).
+pub fn statement(name: &str, digest: &Digest) -> Vec<u8> {
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": {"sha256": digest.hex()}}],
+        "predicateType": SIGN_PREDICATE,
+        "predicate": {},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// DSSE's pre-authentication encoding: what is actually signed.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The DSSE envelope JSON for `payload` with one signature.
+pub fn envelope(payload: &[u8], signature: &[u8]) -> String {
+    json!({
+        "payload": b64(payload),
+        "payloadType": INTOTO_PAYLOAD_TYPE,
+        "signatures": [{"sig": b64(signature)}],
+    })
+    .to_string()
+}
+
+/// The bundle JSON. `cert_der` is the leaf (None when signed with a key, then
+/// `key_hint` names the key); `entry` is the Rekor dsse entry (None without
+/// a log).
+pub fn bundle(
+    envelope: &str,
+    cert_der: Option<&[u8]>,
+    key_hint: &str,
+    entry: Option<&LogEntry>,
+) -> Result<Vec<u8>, Error> {
+    let envelope: serde_json::Value =
+        serde_json::from_str(envelope).map_err(|e| Error::Format(e.to_string()))?;
+    let mut material = serde_json::Map::new();
+    match cert_der {
+        Some(der) => {
+            material.insert("certificate".into(), json!({"rawBytes": b64(der)}));
+        }
+        None => {
+            material.insert("publicKey".into(), json!({"hint": key_hint}));
+        }
+    }
+    let mut entries = Vec::new();
+    if let Some(e) = entry {
+        let proof = e.verification.inclusion_proof.as_ref().ok_or_else(|| {
+            Error::Rekor("the log returned no inclusion proof for a dsse entry".into())
+        })?;
+        let hashes: Result<Vec<String>, Error> = proof
+            .hashes
+            .iter()
+            .map(|h| {
+                hex::decode(h)
+                    .map(b64)
+                    .map_err(|e| Error::Format(e.to_string()))
+            })
+            .collect();
+        entries.push(json!({
+            "logIndex": e.log_index.to_string(),
+            "logId": {"keyId": b64(hex::decode(&e.log_id).map_err(|e| Error::Format(e.to_string()))?)},
+            "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+            "integratedTime": e.integrated_time.to_string(),
+            "inclusionPromise": {"signedEntryTimestamp": e.verification.signed_entry_timestamp},
+            "inclusionProof": {
+                "logIndex": proof.log_index.to_string(),
+                "rootHash": b64(hex::decode(&proof.root_hash).map_err(|e| Error::Format(e.to_string()))?),
+                "treeSize": proof.tree_size.to_string(),
+                "hashes": hashes?,
+                "checkpoint": {"envelope": proof.checkpoint},
+            },
+            "canonicalizedBody": e.body,
+        }));
+    }
+    material.insert("tlogEntries".into(), json!(entries));
+    Ok(json!({
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": material,
+        "dsseEnvelope": envelope,
+    })
+    .to_string()
+    .into_bytes())
+}
+
+/// The OCI empty JSON blob `{}`.
+pub fn empty_blob() -> Bytes {
+    Bytes::from_static(b"{}")
+}
+
+/// The referrer manifest that stores `bundle` for `subject`. `created` is an
+/// RFC 3339 time.
+pub fn referrer(bundle: &[u8], subject: &Descriptor, created: &str) -> Result<Manifest, Error> {
+    let empty = empty_blob();
+    let mut annotations = BTreeMap::new();
+    annotations.insert(ANN_CONTENT, "dsse-envelope");
+    annotations.insert(ANN_PREDICATE, SIGN_PREDICATE);
+    annotations.insert("org.opencontainers.image.created", created);
+    let subject = Descriptor::new(subject.media_type.clone(), subject.digest, subject.size);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": super::cosign::OCI_MANIFEST,
+        "artifactType": BUNDLE_MEDIA_TYPE,
+        "config": Descriptor::new(EMPTY_MEDIA_TYPE, Digest::of(&empty), 2),
+        "layers": [Descriptor::new(BUNDLE_MEDIA_TYPE, Digest::of(bundle), bundle.len() as u64)],
+        "subject": subject,
+        "annotations": annotations,
+    });
+    Manifest::new(
+        Some(super::cosign::OCI_MANIFEST),
+        Bytes::from(manifest.to_string()),
+    )
+    .map_err(|e| Error::Format(e.to_string()))
+}
+
+/// A bundle, read back for verification.
+#[derive(Debug)]
+pub struct ParsedBundle {
+    /// Leaf certificate DER, when keyless.
+    pub certificate: Option<Vec<u8>>,
+    /// The signed payload.
+    pub payload: Vec<u8>,
+    /// Its DSSE payload type.
+    pub payload_type: String,
+    /// The signature over the PAE.
+    pub signature: Vec<u8>,
+    /// The envelope's signature as written (base64), for the entry check.
+    pub signature_b64: String,
+    /// The log entry, converted back to Rekor v1's shape.
+    pub entry: Option<LogEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBundle {
+    media_type: String,
+    verification_material: RawMaterial,
+    dsse_envelope: RawEnvelope,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMaterial {
+    #[serde(default)]
+    certificate: Option<RawBytes>,
+    #[serde(default)]
+    tlog_entries: Vec<RawEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBytes {
+    raw_bytes: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEnvelope {
+    payload: String,
+    payload_type: String,
+    signatures: Vec<RawSig>,
+}
+
+#[derive(Deserialize)]
+struct RawSig {
+    sig: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEntry {
+    log_index: String,
+    log_id: RawKeyId,
+    integrated_time: String,
+    inclusion_promise: Option<RawPromise>,
+    canonicalized_body: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawKeyId {
+    key_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawPromise {
+    signed_entry_timestamp: String,
+}
+
+/// Read a bundle.
+pub fn parse(bytes: &[u8]) -> Result<ParsedBundle, Error> {
+    let raw: RawBundle = serde_json::from_slice(bytes)
+        .map_err(|e| Error::Verify(format!("unreadable sigstore bundle: {e}")))?;
+    if raw.media_type != BUNDLE_MEDIA_TYPE {
+        return Err(Error::Verify(format!(
+            "unsupported bundle media type {}",
+            raw.media_type
+        )));
+    }
+    let sig = raw
+        .dsse_envelope
+        .signatures
+        .first()
+        .ok_or_else(|| Error::Verify("the DSSE envelope has no signature".into()))?;
+    let entry = match raw.verification_material.tlog_entries.first() {
+        None => None,
+        Some(e) => Some(LogEntry {
+            body: e.canonicalized_body.clone(),
+            integrated_time: e.integrated_time.parse().unwrap_or_default(),
+            log_id: hex::encode(unb64(&e.log_id.key_id)?),
+            log_index: e.log_index.parse().unwrap_or_default(),
+            verification: super::rekor::Verification {
+                signed_entry_timestamp: e
+                    .inclusion_promise
+                    .as_ref()
+                    .map(|p| p.signed_entry_timestamp.clone())
+                    .unwrap_or_default(),
+                inclusion_proof: None,
+            },
+        }),
+    };
+    Ok(ParsedBundle {
+        certificate: match raw.verification_material.certificate {
+            Some(c) => Some(unb64(&c.raw_bytes)?),
+            None => None,
+        },
+        payload: unb64(&raw.dsse_envelope.payload)?,
+        payload_type: raw.dsse_envelope.payload_type,
+        signature: unb64(&sig.sig)?,
+        signature_b64: sig.sig.clone(),
+        entry,
+    })
+}
+
+/// RFC 3339 UTC time of `secs` since the epoch (civil-from-days, Howard
+/// Hinnant's algorithm), without a date crate.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_dsse_spec() {
+        assert_eq!(pae("a/b", b"hello"), b"DSSEv1 3 a/b 5 hello".to_vec());
+    }
+
+    #[test]
+    fn time_format() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T08:26:40Z");
+    }
+}

@@ -1,0 +1,403 @@
+//! Signing promoted images, cosign-compatible, and checking them.
+//!
+//! Keyless by default: an OIDC identity token ([`oidc`]) buys one short-lived
+//! certificate per run from Fulcio ([`fulcio`]) for an ephemeral P-256 key;
+//! each signature is recorded in Rekor ([`rekor`]) and its
+//! SignedEntryTimestamp checked against the trusted root ([`trust`]). With
+//! `--signing-key`, a P-256 key signs instead (local and air-gapped use).
+//!
+//! Each promoted digest is signed once, on its first destination, in
+//! cosign's legacy `.sig` format ([`cosign`]) and/or as a sigstore bundle
+//! referrer ([`bundle`]); the artifacts are then copied byte for byte to the
+//! other destinations ([`replicate`]). [`verify`] checks every destination.
+//! Registry access goes through [`store`]. This module never decides what
+//! to promote and never prints secrets.
+
+pub mod bundle;
+pub mod cosign;
+pub mod crypto;
+pub mod fulcio;
+pub mod oidc;
+pub mod phase;
+pub mod rekor;
+pub mod replicate;
+pub mod store;
+pub mod trust;
+pub mod verify;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::cli::SignatureFormat;
+use crate::registry::{self, Descriptor, Digest, Reference, Registry, RepoName};
+use crypto::Key;
+use fulcio::SigningCert;
+use oidc::TokenSource;
+use store::Counts;
+use trust::TrustedRoot;
+
+/// What went wrong while signing or verifying.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No identity token, or an unreadable one.
+    #[error("identity token: {0}")]
+    Token(String),
+    /// A request to a signing service failed on the way.
+    #[error("request to {url} failed: {message}")]
+    Http { url: String, message: String },
+    /// Fulcio refused or answered nonsense.
+    #[error("Fulcio: {0}")]
+    Fulcio(String),
+    /// Rekor refused or answered nonsense.
+    #[error("Rekor: {0}")]
+    Rekor(String),
+    /// The trusted root is unreadable.
+    #[error("trusted root: {0}")]
+    TrustRoot(String),
+    /// A signing key is unusable.
+    #[error("signing key: {0}")]
+    Key(String),
+    /// A document could not be built or read.
+    #[error("{0}")]
+    Format(String),
+    /// A signature, certificate or log entry does not check out.
+    #[error("{0}")]
+    Verify(String),
+    /// A registry operation failed.
+    #[error("{what}: {source}")]
+    Registry {
+        what: String,
+        #[source]
+        source: registry::Error,
+    },
+}
+
+/// Which formats to write or require.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Formats {
+    /// cosign's `.sig` tag.
+    pub legacy: bool,
+    /// A sigstore bundle v0.3 referrer.
+    pub bundle: bool,
+}
+
+impl From<SignatureFormat> for Formats {
+    fn from(f: SignatureFormat) -> Formats {
+        Formats {
+            legacy: matches!(f, SignatureFormat::Legacy | SignatureFormat::Both),
+            bundle: matches!(f, SignatureFormat::Bundle | SignatureFormat::Both),
+        }
+    }
+}
+
+/// One repository of one registry.
+#[derive(Clone, Debug)]
+pub struct Place {
+    /// The registry.
+    pub registry: Arc<dyn Registry>,
+    /// The repository in it.
+    pub repo: RepoName,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry.name(), self.repo)
+    }
+}
+
+/// A digest to sign and where it lives.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    /// The image (manifest or index) digest.
+    pub digest: Digest,
+    /// The image's public name, the payload's `docker-reference`.
+    pub public_name: String,
+    /// Destinations; the first is where it is signed.
+    pub destinations: Vec<Place>,
+}
+
+/// How a run signs.
+pub enum Identity {
+    /// Fulcio certificate for an ephemeral key, bought with an OIDC token.
+    Keyless {
+        /// Where the token comes from.
+        source: TokenSource,
+        /// Fulcio's base URL.
+        fulcio_url: String,
+    },
+    /// A long-lived key; Rekor only when a URL was given.
+    Key(Key),
+}
+
+/// Signs subjects: holds the run's key, certificate and trusted root.
+pub struct Signer {
+    client: reqwest::Client,
+    /// Token source and Fulcio URL, when keyless.
+    keyless: Option<(TokenSource, String)>,
+    /// The ephemeral key (keyless) or the given one.
+    key: Key,
+    rekor_url: Option<String>,
+    trust: TrustedRoot,
+    formats: Formats,
+    optional: BTreeMap<String, String>,
+    cert: Option<SigningCert>,
+    /// Requests and writes, per kind.
+    pub counts: Arc<Counts>,
+}
+
+/// Renew the certificate when less than this is left of it: a signature
+/// takes well under a second, Rekor must see a still-valid certificate.
+const CERT_MARGIN_SECS: i64 = 60;
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// The HTTP client for Fulcio, Rekor and the token endpoint.
+pub fn http_client() -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!("promoter/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| Error::Http {
+            url: String::new(),
+            message: e.to_string(),
+        })
+}
+
+impl Signer {
+    /// A signer. Nothing is requested until the first signature.
+    pub fn new(
+        identity: Identity,
+        rekor_url: Option<String>,
+        trust: TrustedRoot,
+        formats: Formats,
+        optional: BTreeMap<String, String>,
+    ) -> Result<Signer, Error> {
+        let (keyless, key) = match identity {
+            Identity::Key(key) => (None, key),
+            Identity::Keyless { source, fulcio_url } => {
+                (Some((source, fulcio_url)), Key::generate()?)
+            }
+        };
+        Ok(Signer {
+            client: http_client()?,
+            keyless,
+            key,
+            rekor_url,
+            trust,
+            formats,
+            optional,
+            cert: None,
+            counts: Arc::new(Counts::default()),
+        })
+    }
+
+    fn signing_key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The certificate chain (PEM of leaf, PEM of the rest), requesting or
+    /// renewing it when needed. `None` when signing with a key.
+    async fn certificate(&mut self) -> Result<Option<(String, String, Vec<u8>)>, Error> {
+        let Some((source, fulcio_url)) = &self.keyless else {
+            return Ok(None);
+        };
+        let fresh = self
+            .cert
+            .as_ref()
+            .is_some_and(|c| c.not_after - now() > CERT_MARGIN_SECS);
+        if !fresh {
+            let token = source.fetch(&self.client).await?;
+            Counts::bump(&self.counts.fulcio);
+            let cert =
+                fulcio::request_certificate(&self.client, fulcio_url, &token, &self.key).await?;
+            for pair in cert.chain.windows(2) {
+                crypto::verify_issued_by(&pair[0], &pair[1])?;
+            }
+            self.cert = Some(cert);
+        }
+        let cert = self.cert.as_ref().expect("set above");
+        let leaf = crypto::pem("CERTIFICATE", cert.leaf());
+        let chain: String = cert.chain[1..]
+            .iter()
+            .map(|c| crypto::pem("CERTIFICATE", c))
+            .collect();
+        Ok(Some((leaf, chain, cert.leaf().to_vec())))
+    }
+
+    async fn log(&self, entry: serde_json::Value) -> Result<Option<rekor::LogEntry>, Error> {
+        let Some(url) = &self.rekor_url else {
+            return Ok(None);
+        };
+        Counts::bump(&self.counts.rekor);
+        let entry = rekor::upload(&self.client, url, &entry).await?;
+        entry.verify_set(&self.trust)?;
+        Ok(Some(entry))
+    }
+
+    /// Sign `subject` on its first destination in every configured format,
+    /// unless already signed there. Returns whether anything was signed.
+    pub async fn sign(&mut self, subject: &Subject) -> Result<bool, Error> {
+        let place = subject
+            .destinations
+            .first()
+            .ok_or_else(|| Error::Format("no destination to sign in".into()))?;
+        let mut signed = false;
+        if self.formats.legacy {
+            signed |= self.sign_legacy(subject, place).await?;
+        }
+        if self.formats.bundle {
+            signed |= self.sign_bundle(subject, place).await?;
+        }
+        if signed {
+            Counts::bump(&self.counts.signed);
+        }
+        Ok(signed)
+    }
+
+    async fn sign_legacy(&mut self, subject: &Subject, place: &Place) -> Result<bool, Error> {
+        let reg = place.registry.as_ref();
+        let tag = Reference::tag(&cosign::signature_tag(&subject.digest))
+            .map_err(|e| Error::Format(e.to_string()))?;
+        let existing = store::get_manifest(reg, &place.repo, &tag, &self.counts).await?;
+        let existing_layers = match &existing {
+            Some(m) => cosign::layers(m)?,
+            None => Vec::new(),
+        };
+        let payload = cosign::payload(&subject.public_name, &subject.digest, &self.optional);
+        let payload_digest = Digest::of(&payload);
+        if existing_layers.iter().any(|l| l.digest == payload_digest) {
+            return Ok(false);
+        }
+        let cert = self.certificate().await?;
+        let signature = self.signing_key().sign(&payload);
+        let verifier_pem = match &cert {
+            Some((leaf, _, _)) => leaf.clone(),
+            None => self.signing_key().public_pem(),
+        };
+        let entry = self
+            .log(rekor::hashedrekord(
+                &signature,
+                &verifier_pem,
+                &crypto::sha256_hex(&payload),
+            ))
+            .await?;
+        let annotations = cosign::annotations(
+            &signature,
+            cert.as_ref().map(|c| c.0.as_str()),
+            cert.as_ref().map(|c| c.1.as_str()),
+            entry.as_ref(),
+        );
+        let mut layer =
+            Descriptor::new(cosign::SIMPLE_SIGNING, payload_digest, payload.len() as u64);
+        layer.annotations = Some(annotations);
+        let mut layers = existing_layers;
+        layers.push(layer);
+        let built = cosign::build(&layers)?;
+        store::put_blob(reg, &place.repo, payload.into(), &self.counts).await?;
+        store::put_blob(reg, &place.repo, built.config.clone(), &self.counts).await?;
+        store::push_manifest(reg, &place.repo, &tag, &built.manifest, &self.counts).await?;
+        Ok(true)
+    }
+
+    async fn sign_bundle(&mut self, subject: &Subject, place: &Place) -> Result<bool, Error> {
+        let reg = place.registry.as_ref();
+        if !bundle_referrers(reg, &place.repo, &subject.digest, &self.counts)
+            .await?
+            .is_empty()
+        {
+            return Ok(false);
+        }
+        Counts::bump(&self.counts.reads);
+        let subject_desc = reg
+            .head_manifest(&place.repo, &Reference::Digest(subject.digest))
+            .await
+            .map_err(|source| Error::Registry {
+                what: format!("reading {place}@{}", subject.digest),
+                source,
+            })?
+            .ok_or_else(|| {
+                Error::Format(format!("{place}@{} is not there to sign", subject.digest))
+            })?;
+        let cert = self.certificate().await?;
+        let statement = bundle::statement(&subject.public_name, &subject.digest);
+        let signature = self
+            .signing_key()
+            .sign(&bundle::pae(bundle::INTOTO_PAYLOAD_TYPE, &statement));
+        let envelope = bundle::envelope(&statement, &signature);
+        let entry = match &cert {
+            Some((leaf, _, _)) => self.log(rekor::dsse(&envelope, leaf)).await?,
+            None => None,
+        };
+        let hint = crypto::sha256_hex(&self.signing_key().public_der());
+        let bundle_bytes = bundle::bundle(
+            &envelope,
+            cert.as_ref().map(|c| c.2.as_slice()),
+            &hint,
+            entry.as_ref(),
+        )?;
+        let created = bundle::rfc3339(now());
+        let referrer = bundle::referrer(&bundle_bytes, &subject_desc, &created)?;
+        store::put_blob(reg, &place.repo, bundle::empty_blob(), &self.counts).await?;
+        store::put_blob(reg, &place.repo, bundle_bytes.into(), &self.counts).await?;
+        store::push_manifest(
+            reg,
+            &place.repo,
+            &Reference::Digest(referrer.digest()),
+            &referrer,
+            &self.counts,
+        )
+        .await?;
+        store::add_to_fallback_index(
+            reg,
+            &place.repo,
+            &subject.digest,
+            &referrer_descriptor(&referrer),
+            &self.counts,
+        )
+        .await?;
+        Ok(true)
+    }
+}
+
+/// The descriptor of a bundle referrer, as indexes list it.
+pub fn referrer_descriptor(referrer: &registry::Manifest) -> Descriptor {
+    let mut d = referrer.descriptor();
+    d.artifact_type = Some(bundle::BUNDLE_MEDIA_TYPE.to_owned());
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        bundle::ANN_PREDICATE.to_owned(),
+        bundle::SIGN_PREDICATE.to_owned(),
+    );
+    d.annotations = Some(annotations);
+    d
+}
+
+/// The sigstore bundle referrers of `digest` in `repo`.
+pub async fn bundle_referrers(
+    reg: &dyn Registry,
+    repo: &RepoName,
+    digest: &Digest,
+    counts: &Counts,
+) -> Result<Vec<Descriptor>, Error> {
+    Counts::bump(&counts.reads);
+    let referrers = match reg.list_referrers(repo, digest).await {
+        Ok(r) => r,
+        Err(registry::Error::NotFound { .. }) => Vec::new(),
+        Err(source) => {
+            return Err(Error::Registry {
+                what: format!("listing referrers of {}/{repo}@{digest}", reg.name()),
+                source,
+            });
+        }
+    };
+    Ok(referrers
+        .into_iter()
+        .filter(|d| d.artifact_type.as_deref() == Some(bundle::BUNDLE_MEDIA_TYPE))
+        .collect())
+}

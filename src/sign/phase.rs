@@ -1,0 +1,437 @@
+//! The commands' side of signing: the `sign` phase of `run` (after copy:
+//! sign each promoted digest once on its first destination, copy the
+//! staging image's signatures along, replicate to every other destination)
+//! and the `verify` command (a verdict per digest and destination, a table
+//! of gaps, `--fix`). Flags are resolved here; the work is in the sibling
+//! modules.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use futures_util::stream;
+
+use super::crypto::Key;
+use super::oidc::TokenSource;
+use super::store::Counts;
+use super::trust::TrustedRoot;
+use super::verify::{Matcher, Policy, Verdict};
+use super::{Formats, Identity, Place, Signer, Subject, fulcio, rekor, replicate, verify};
+use crate::check::{self, Outcome};
+use crate::cli::{CheckArgs, ColorChoice, SigningArgs, VerifyArgs};
+use crate::diagnostic::{Code, Counts as DiagnosticCounts, Diagnostic};
+use crate::plan::{self, Plan, Repo};
+use crate::registry::http::{HttpClient, HttpOptions};
+use crate::registry::{self, Registry};
+
+/// Opens a registry by its manifest name (`host` or `oci:<dir>`).
+pub type Open<'a> = dyn FnMut(&str) -> anyhow::Result<Arc<dyn Registry>> + Send + 'a;
+
+/// The image name two repositories share (their common trailing path
+/// components): `k8s-staging-x/sub/app` and `prod/sub/app` give `sub/app`.
+pub fn image_name(source: &Repo, destination: &Repo) -> String {
+    let a: Vec<&str> = source.repo.as_str().split('/').collect();
+    let b: Vec<&str> = destination.repo.as_str().split('/').collect();
+    let common = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count()
+        .max(1);
+    b[b.len() - common.min(b.len())..].join("/")
+}
+
+fn public_name(prefix: Option<&str>, source: &Repo, first: &Repo) -> String {
+    match prefix {
+        Some(p) => format!("{}/{}", p.trim_end_matches('/'), image_name(source, first)),
+        None => first.to_string(),
+    }
+}
+
+fn failure(message: String) -> Diagnostic {
+    Diagnostic::new(Code::CopyFailed, None, message).help(
+        "run again: signing resumes where it stopped; `promoter verify --fix` copies missing signatures",
+    )
+}
+
+/// Resolve the identity of a run: `Ok(None)` when signing is off or no
+/// identity is available (with a note why).
+fn identity(args: &SigningArgs) -> Result<Option<Identity>, String> {
+    if args.sign == Some(false) {
+        return Ok(None);
+    }
+    if let Some(path) = &args.signing_key {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read --signing-key {}: {e}", path.display()))?;
+        return Key::from_pkcs8_pem(&pem)
+            .map(|k| Some(Identity::Key(k)))
+            .map_err(|e| e.to_string());
+    }
+    match TokenSource::detect(args.identity_token_file.as_deref()) {
+        Some(source) => Ok(Some(Identity::Keyless {
+            source,
+            fulcio_url: args
+                .fulcio_url
+                .clone()
+                .unwrap_or_else(|| fulcio::PUBLIC_FULCIO.to_owned()),
+        })),
+        None if args.sign == Some(true) => Err(
+            "--sign needs an identity: run in GitHub Actions with `permissions: id-token: write`, or give --identity-token-file, SIGSTORE_ID_TOKEN or --signing-key".into(),
+        ),
+        None => {
+            eprintln!(
+                "promoter: note: images are promoted unsigned: no signing identity (GitHub Actions OIDC with `id-token: write`, --identity-token-file, SIGSTORE_ID_TOKEN or --signing-key); --sign=false silences this"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The `sign` phase of `run`: sign every image of `plan` once, on its first
+/// destination, and replicate the signatures to its other destinations.
+/// Problems come back as diagnostics; the run goes on.
+pub async fn run_phase(args: &SigningArgs, plan: &Plan, open: &mut Open<'_>) -> Vec<Diagnostic> {
+    if plan.images.is_empty() {
+        return Vec::new();
+    }
+    let identity = match identity(args) {
+        Ok(Some(identity)) => identity,
+        Ok(None) => return Vec::new(),
+        Err(message) => return vec![failure(message)],
+    };
+    match sign_plan(args, identity, plan, open).await {
+        Ok(diagnostics) => diagnostics,
+        Err(err) => vec![failure(format!("signing failed: {err:#}"))],
+    }
+}
+
+async fn sign_plan(
+    args: &SigningArgs,
+    identity: Identity,
+    plan: &Plan,
+    open: &mut Open<'_>,
+) -> anyhow::Result<Vec<Diagnostic>> {
+    let formats = Formats::from(args.signature_format);
+    let rekor_url = match (&identity, &args.rekor_url) {
+        (_, Some(url)) => Some(url.clone()),
+        (Identity::Keyless { .. }, None) => Some(rekor::PUBLIC_REKOR.to_owned()),
+        (Identity::Key(_), None) => None,
+    };
+    let trust = TrustedRoot::load(args.trusted_root.as_deref())?;
+    let mut optional = BTreeMap::new();
+    optional.insert(
+        "promoter-version".to_owned(),
+        env!("CARGO_PKG_VERSION").to_owned(),
+    );
+    if let Ok(sha) = std::env::var("GITHUB_SHA")
+        && !sha.is_empty()
+    {
+        optional.insert("manifest-commit".to_owned(), sha);
+    }
+    let mut signer = Signer::new(identity, rekor_url, trust, formats, optional)?;
+    let counts = signer.counts.clone();
+    let mut diagnostics = Vec::new();
+    let mut subjects = Vec::new();
+    for image in &plan.images {
+        let Some(first) = image.targets.first() else {
+            continue;
+        };
+        let mut destinations = Vec::new();
+        for t in &image.targets {
+            destinations.push(Place {
+                registry: open(&t.destination.registry)?,
+                repo: t.destination.repo.clone(),
+            });
+        }
+        let source = Place {
+            registry: open(&image.source.registry)?,
+            repo: image.source.repo.clone(),
+        };
+        subjects.push((
+            source,
+            Subject {
+                digest: image.digest,
+                public_name: public_name(
+                    args.signature_identity_prefix.as_deref(),
+                    &image.source,
+                    &first.destination,
+                ),
+                destinations,
+            },
+        ));
+    }
+    for (source, subject) in &subjects {
+        let first = &subject.destinations[0];
+        // The staging image's own signatures travel with it, as kpromo's do.
+        if let Err(err) =
+            replicate::replicate(source, first, &subject.digest, formats, &counts).await
+        {
+            diagnostics.push(failure(format!(
+                "copying the signatures of {source}@{} failed: {err}",
+                subject.digest
+            )));
+        }
+        if let Err(err) = signer.sign(subject).await {
+            diagnostics.push(failure(format!(
+                "signing {first}@{} failed: {err}",
+                subject.digest
+            )));
+            continue;
+        }
+        let results: Vec<_> = stream::iter(subject.destinations[1..].iter())
+            .map(|to| {
+                let counts = counts.clone();
+                async move {
+                    (
+                        to,
+                        replicate::replicate(first, to, &subject.digest, formats, &counts).await,
+                    )
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for (to, result) in results {
+            if let Err(err) = result {
+                diagnostics.push(failure(format!(
+                    "copying the signatures of {}@{} to {to} failed: {err}",
+                    first, subject.digest
+                )));
+            }
+        }
+    }
+    eprintln!(
+        "promoter: signed {} digest(s) (Fulcio {} request(s), Rekor {} entr(ies)); signatures copied to {} destination(s); {} manifest(s) and {} blob(s) pushed",
+        Counts::get(&counts.signed),
+        Counts::get(&counts.fulcio),
+        Counts::get(&counts.rekor),
+        Counts::get(&counts.replicated),
+        Counts::get(&counts.manifests_pushed),
+        Counts::get(&counts.blobs_pushed),
+    );
+    Ok(diagnostics)
+}
+
+/// `promoter verify`.
+pub async fn verify_command(args: &VerifyArgs) -> anyhow::Result<Outcome> {
+    let check_args = CheckArgs {
+        manifests: args.manifests.clone(),
+        base_ref: None,
+        base_dir: None,
+        allow_removal: false,
+        format: None,
+        ignore: Vec::new(),
+        color: ColorChoice::Never,
+    };
+    let (loaded, diagnostics) = check::diagnose(&check_args)?;
+    if DiagnosticCounts::of(&diagnostics).errors > 0 {
+        anyhow::bail!("the manifests have errors; run `promoter check` to see them");
+    }
+    let wants = plan::wants(&loaded.manifests);
+    let formats = Formats::from(args.signature_format);
+    let trust = TrustedRoot::load(args.trusted_root.as_deref())?;
+    let public_key = match &args.public_key {
+        Some(path) => Some(super::crypto::public_key_from_pem(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --public-key {}", path.display()))?,
+        )?),
+        None => None,
+    };
+    let id = &args.identity;
+    let policy = Policy {
+        identity: Matcher::new(
+            id.certificate_identity.as_deref(),
+            id.certificate_identity_regexp.as_deref(),
+        )?,
+        issuer: Matcher::new(
+            id.certificate_oidc_issuer.as_deref(),
+            id.certificate_oidc_issuer_regexp.as_deref(),
+        )?,
+        public_key,
+    };
+    if matches!(policy.identity, Matcher::Any) && policy.public_key.is_none() {
+        anyhow::bail!(
+            "give --certificate-identity or --certificate-identity-regexp (or --public-key for key-signed images)"
+        );
+    }
+    if matches!(policy.issuer, Matcher::Any) && policy.public_key.is_none() {
+        anyhow::bail!("give --certificate-oidc-issuer or --certificate-oidc-issuer-regexp");
+    }
+    let mut options = HttpOptions {
+        insecure_registries: args.insecure_registry.clone(),
+        credentials: registry::credentials::CredentialStore::from_env(),
+        ..HttpOptions::default()
+    };
+    for path in &args.registry_ca {
+        options.extra_ca_pem.push(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --registry-ca {}", path.display()))?,
+        );
+    }
+    let client = HttpClient::new(options).context("cannot set up the HTTP client")?;
+    let mut open: HashMap<String, Arc<dyn Registry>> = HashMap::new();
+    let mut place = |repo: &Repo| -> anyhow::Result<Place> {
+        let registry = match open.get(&repo.registry) {
+            Some(r) => r.clone(),
+            None => {
+                let r = registry::open(&repo.registry, &client)
+                    .with_context(|| format!("cannot use registry `{}`", repo.registry))?;
+                open.insert(repo.registry.clone(), r.clone());
+                r
+            }
+        };
+        Ok(Place {
+            registry,
+            repo: repo.repo.clone(),
+        })
+    };
+    // Every (digest, destinations) the manifests promote.
+    let mut items: Vec<(registry::Digest, Vec<Place>)> = Vec::new();
+    for want in &wants.items {
+        let mut places = Vec::new();
+        for (id, _) in want.targets() {
+            places.push(place(wants.names.repo(id))?);
+        }
+        items.push((want.digest, places));
+    }
+    let counts = Counts::default();
+    let checks: Vec<(usize, usize)> = items
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, places))| (0..places.len()).map(move |j| (i, j)))
+        .collect();
+    let verdicts = run_checks(
+        &items,
+        &checks,
+        formats,
+        &policy,
+        &trust,
+        &counts,
+        args.concurrency,
+    )
+    .await;
+    let mut gaps: Vec<((usize, usize), Verdict)> = checks
+        .iter()
+        .copied()
+        .zip(verdicts)
+        .filter(|(_, v)| !(v.legacy.is_ok() && v.bundle.is_ok()))
+        .collect();
+    let total = checks.len();
+    let mut out = std::io::stdout().lock();
+    if args.fix && !gaps.is_empty() {
+        let all: Vec<(usize, usize)> = checks.clone();
+        let mut fixed = Vec::new();
+        for ((i, j), _) in &gaps {
+            let (digest, places) = &items[*i];
+            // A destination of the same digest that is not a gap.
+            let donor = all
+                .iter()
+                .filter(|(di, dj)| di == i && dj != j)
+                .find(|k| !gaps.iter().any(|(g, _)| g == *k));
+            let Some((_, dj)) = donor else { continue };
+            match replicate::replicate(&places[*dj], &places[*j], digest, formats, &counts).await {
+                Ok(_) => fixed.push((*i, *j)),
+                Err(err) => writeln!(
+                    out,
+                    "fix: copying signatures of {digest} to {} failed: {err}",
+                    places[*j]
+                )?,
+            }
+        }
+        let rechecked = run_checks(
+            &items,
+            &fixed,
+            formats,
+            &policy,
+            &trust,
+            &counts,
+            args.concurrency,
+        )
+        .await;
+        for (key, verdict) in fixed.iter().zip(rechecked) {
+            if verdict.legacy.is_ok() && verdict.bundle.is_ok() {
+                writeln!(out, "fixed: {}@{}", items[key.0].1[key.1], items[key.0].0)?;
+                gaps.retain(|(g, _)| g != key);
+            }
+        }
+    }
+    if gaps.is_empty() {
+        writeln!(
+            out,
+            "verify: all {total} destination image(s) carry valid signatures ({} request(s))",
+            Counts::get(&counts.reads)
+        )?;
+        return Ok(Outcome::Clean);
+    }
+    writeln!(
+        out,
+        "{:<60} {:<20} {:<24} bundle",
+        "destination", "digest", "legacy"
+    )?;
+    for ((i, j), verdict) in &gaps {
+        let (digest, places) = &items[*i];
+        writeln!(
+            out,
+            "{:<60} {:<20} {:<24} {}",
+            places[*j].to_string(),
+            &digest.to_string()[..19],
+            verdict.legacy.label(),
+            verdict.bundle.label()
+        )?;
+    }
+    writeln!(
+        out,
+        "verify: {} of {total} destination image(s) lack a valid signature",
+        gaps.len()
+    )?;
+    Ok(Outcome::Findings)
+}
+
+async fn run_checks(
+    items: &[(registry::Digest, Vec<Place>)],
+    checks: &[(usize, usize)],
+    formats: Formats,
+    policy: &Policy,
+    trust: &TrustedRoot,
+    counts: &Counts,
+    concurrency: usize,
+) -> Vec<Verdict> {
+    stream::iter(checks.iter())
+        .map(|(i, j)| {
+            let (digest, places) = &items[*i];
+            verify::check(&places[*j], digest, formats, policy, trust, counts)
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(registry: &str, path: &str) -> Repo {
+        Repo {
+            registry: registry.into(),
+            repo: path.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn names() {
+        let src = repo("gcr.io", "k8s-staging-x/sub/app");
+        let dst = repo("us.gcr.io", "k8s-artifacts-prod/sub/app");
+        assert_eq!(image_name(&src, &dst), "sub/app");
+        assert_eq!(
+            public_name(Some("registry.k8s.io"), &src, &dst),
+            "registry.k8s.io/sub/app"
+        );
+        assert_eq!(
+            public_name(None, &src, &dst),
+            "us.gcr.io/k8s-artifacts-prod/sub/app"
+        );
+    }
+}

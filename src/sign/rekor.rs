@@ -1,0 +1,156 @@
+//! Rekor v1: record a signature in the transparency log (`POST
+//! /api/v1/log/entries`, kinds `hashedrekord` for legacy signatures and
+//! `dsse` for bundles) and check the SignedEntryTimestamp it returns
+//! against the trusted root. The entry is kept as Rekor returned it, so the
+//! legacy bundle annotation and the sigstore bundle carry its exact values.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::Error;
+use super::crypto::{b64, sha256_hex, unb64, verify_p256};
+use super::trust::TrustedRoot;
+
+/// The public-good Rekor.
+pub const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
+
+/// A log entry as Rekor returned it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    /// The canonicalized entry body, base64.
+    pub body: String,
+    /// When the log integrated the entry, seconds since the epoch.
+    pub integrated_time: i64,
+    /// Hex SHA-256 of the log's public key.
+    #[serde(rename = "logID")]
+    pub log_id: String,
+    /// Index in the log.
+    pub log_index: i64,
+    /// SET and inclusion proof.
+    pub verification: Verification,
+}
+
+/// The `verification` object of a log entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// The SignedEntryTimestamp, base64 DER ECDSA.
+    pub signed_entry_timestamp: String,
+    /// The inclusion proof (hex hashes), when the log gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion_proof: Option<InclusionProof>,
+}
+
+/// Rekor v1's inclusion proof: hashes in hex.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct InclusionProof {
+    /// Index of the entry in the tree the proof is for.
+    pub log_index: i64,
+    /// Root hash, hex.
+    pub root_hash: String,
+    /// Size of the tree.
+    pub tree_size: i64,
+    /// Audit path, hex.
+    #[serde(default)]
+    pub hashes: Vec<String>,
+    /// The signed checkpoint note.
+    #[serde(default)]
+    pub checkpoint: String,
+}
+
+/// A hashedrekord entry for a signature over content with SHA-256
+/// `digest_hex`, by the key in `verifier_pem` (a certificate or public key).
+pub fn hashedrekord(signature: &[u8], verifier_pem: &str, digest_hex: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": digest_hex}},
+            "signature": {"content": b64(signature), "publicKey": {"content": b64(verifier_pem)}},
+        },
+    })
+}
+
+/// A dsse entry for `envelope` (its JSON text) signed by the certificate in
+/// `verifier_pem`.
+pub fn dsse(envelope: &str, verifier_pem: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {"proposedContent": {"envelope": envelope, "verifiers": [b64(verifier_pem)]}},
+    })
+}
+
+/// Submit `entry` to the log at `base_url`.
+pub async fn upload(
+    client: &reqwest::Client,
+    base_url: &str,
+    entry: &serde_json::Value,
+) -> Result<LogEntry, Error> {
+    let url = format!("{}/api/v1/log/entries", base_url.trim_end_matches('/'));
+    let response = client
+        .post(&url)
+        .json(entry)
+        .send()
+        .await
+        .map_err(|e| Error::Http {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| Error::Http {
+        url: url.clone(),
+        message: e.to_string(),
+    })?;
+    if !status.is_success() {
+        return Err(Error::Rekor(format!(
+            "{url} answered {status}: {}",
+            text.chars().take(300).collect::<String>()
+        )));
+    }
+    let entries: std::collections::BTreeMap<String, LogEntry> = serde_json::from_str(&text)
+        .map_err(|e| Error::Rekor(format!("unreadable answer from {url}: {e}")))?;
+    entries
+        .into_values()
+        .next()
+        .ok_or_else(|| Error::Rekor(format!("{url} returned no entry")))
+}
+
+impl LogEntry {
+    /// The decoded body.
+    pub fn body_json(&self) -> Result<serde_json::Value, Error> {
+        serde_json::from_slice(&unb64(&self.body)?)
+            .map_err(|e| Error::Verify(format!("unreadable log entry body: {e}")))
+    }
+
+    /// Check the SignedEntryTimestamp: the log's signature over the
+    /// canonical JSON of body, integratedTime, logID and logIndex (keys in
+    /// lexical order, as Rekor canonicalizes them).
+    pub fn verify_set(&self, trust: &TrustedRoot) -> Result<(), Error> {
+        let key = trust.tlog_key(&self.log_id).ok_or_else(|| {
+            Error::Verify(format!("log {} is not in the trusted root", self.log_id))
+        })?;
+        let canonical = serde_json::to_string(&json!({
+            "body": self.body,
+            "integratedTime": self.integrated_time,
+            "logID": self.log_id,
+            "logIndex": self.log_index,
+        }))
+        .map_err(|e| Error::Format(e.to_string()))?;
+        let set = unb64(&self.verification.signed_entry_timestamp)?;
+        verify_p256(key, canonical.as_bytes(), &set)
+            .map_err(|_| Error::Verify("the SignedEntryTimestamp does not verify".into()))
+    }
+
+    /// The log's key ID, hex.
+    pub fn key_id(&self) -> &str {
+        &self.log_id
+    }
+}
+
+/// Hex SHA-256 of `bytes`, as hashedrekord records it.
+pub fn digest_hex(bytes: &[u8]) -> String {
+    sha256_hex(bytes)
+}

@@ -1,0 +1,221 @@
+//! Registry operations on signature artifacts, over [`Registry`]: read a
+//! manifest that may be absent, store small blobs once, copy blobs between
+//! repositories (mount within a registry), and add a referrer to the
+//! `sha256-<hex>` tag-schema index without dropping what it lists. Every
+//! write is counted in [`Counts`] so that a no-op run can prove it wrote
+//! nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::Error;
+use crate::registry::{self, Descriptor, Digest, Manifest, Reference, Registry, RepoName};
+
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// Signature artifacts are small; anything larger is not ours to read.
+const MAX_SIGNATURE_BLOB: usize = 4 * 1024 * 1024;
+
+/// Requests of the sign and replicate phases, per kind.
+#[derive(Debug, Default, Serialize)]
+pub struct Counts {
+    /// Certificates requested from Fulcio.
+    pub fulcio: AtomicU64,
+    /// Entries submitted to Rekor.
+    pub rekor: AtomicU64,
+    /// Digests signed (legacy and/or bundle) on their first destination.
+    pub signed: AtomicU64,
+    /// Signature artifacts copied to another destination.
+    pub replicated: AtomicU64,
+    /// Manifests pushed (signature manifests, referrers, fallback indexes).
+    pub manifests_pushed: AtomicU64,
+    /// Blobs pushed or mounted.
+    pub blobs_pushed: AtomicU64,
+    /// Manifest reads (GET) and blob existence checks (HEAD).
+    pub reads: AtomicU64,
+}
+
+impl Counts {
+    /// Add one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Value of `counter`.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+fn reg_err(what: String) -> impl FnOnce(registry::Error) -> Error {
+    move |source| Error::Registry { what, source }
+}
+
+/// The manifest at `reference`, or `None` when absent.
+pub async fn get_manifest(
+    reg: &dyn Registry,
+    repo: &RepoName,
+    reference: &Reference,
+    counts: &Counts,
+) -> Result<Option<Manifest>, Error> {
+    Counts::bump(&counts.reads);
+    match reg.get_manifest(repo, reference).await {
+        Ok(m) => Ok(Some(m)),
+        Err(registry::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(reg_err(format!(
+            "reading {}/{repo}:{reference}",
+            reg.name()
+        ))(e)),
+    }
+}
+
+/// Push a manifest and count it.
+pub async fn push_manifest(
+    reg: &dyn Registry,
+    repo: &RepoName,
+    reference: &Reference,
+    manifest: &Manifest,
+    counts: &Counts,
+) -> Result<(), Error> {
+    Counts::bump(&counts.manifests_pushed);
+    reg.push_manifest(repo, reference, manifest)
+        .await
+        .map_err(reg_err(format!(
+            "pushing {}/{repo}:{reference}",
+            reg.name()
+        )))
+}
+
+/// Store `bytes` as a blob unless the repository has it.
+pub async fn put_blob(
+    reg: &dyn Registry,
+    repo: &RepoName,
+    bytes: Bytes,
+    counts: &Counts,
+) -> Result<Digest, Error> {
+    let digest = Digest::of(&bytes);
+    Counts::bump(&counts.reads);
+    let what = format!("storing blob {digest} in {}/{repo}", reg.name());
+    if reg
+        .blob_exists(repo, &digest)
+        .await
+        .map_err(reg_err(what.clone()))?
+        .is_some()
+    {
+        return Ok(digest);
+    }
+    Counts::bump(&counts.blobs_pushed);
+    let size = bytes.len() as u64;
+    reg.push_blob(
+        repo,
+        &digest,
+        size,
+        registry::stream::stream_from_bytes(bytes),
+    )
+    .await
+    .map_err(reg_err(what))?;
+    Ok(digest)
+}
+
+/// Read a small blob whole.
+pub async fn read_blob(
+    reg: &dyn Registry,
+    repo: &RepoName,
+    digest: &Digest,
+) -> Result<Vec<u8>, Error> {
+    let what = format!("reading blob {digest} from {}/{repo}", reg.name());
+    let blob = reg
+        .get_blob(repo, digest)
+        .await
+        .map_err(reg_err(what.clone()))?;
+    let mut out = Vec::new();
+    let mut stream = blob.stream;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(reg_err(what.clone()))?;
+        out.extend_from_slice(&chunk);
+        if out.len() > MAX_SIGNATURE_BLOB {
+            return Err(Error::Format(format!(
+                "{what}: larger than a signature can be"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Make blob `desc` of `from` available in `to`: nothing when it is there,
+/// a mount within one registry, else a streamed copy.
+pub async fn copy_blob(
+    from: &dyn Registry,
+    from_repo: &RepoName,
+    to: &dyn Registry,
+    to_repo: &RepoName,
+    desc: &Descriptor,
+    counts: &Counts,
+) -> Result<(), Error> {
+    let what = format!("copying blob {} to {}/{to_repo}", desc.digest, to.name());
+    Counts::bump(&counts.reads);
+    if to
+        .blob_exists(to_repo, &desc.digest)
+        .await
+        .map_err(reg_err(what.clone()))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    Counts::bump(&counts.blobs_pushed);
+    if from.name() == to.name()
+        && to
+            .mount_blob(to_repo, &desc.digest, from_repo)
+            .await
+            .map_err(reg_err(what.clone()))?
+    {
+        return Ok(());
+    }
+    let blob = from
+        .get_blob(from_repo, &desc.digest)
+        .await
+        .map_err(reg_err(what.clone()))?;
+    to.push_blob(to_repo, &desc.digest, desc.size, blob.stream)
+        .await
+        .map_err(reg_err(what))
+}
+
+#[derive(Deserialize)]
+struct RawIndex {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+/// Add `referrer` to the tag-schema index of `subject` (`sha256-<hex>`),
+/// keeping every entry already listed. Nothing is pushed when it is listed.
+pub async fn add_to_fallback_index(
+    reg: &dyn Registry,
+    repo: &RepoName,
+    subject: &Digest,
+    referrer: &Descriptor,
+    counts: &Counts,
+) -> Result<(), Error> {
+    let tag = Reference::tag(&subject.referrers_tag())
+        .map_err(|e| Error::Format(format!("referrers tag: {e}")))?;
+    let mut listed = match get_manifest(reg, repo, &tag, counts).await? {
+        Some(index) => {
+            serde_json::from_slice::<RawIndex>(index.bytes())
+                .map_err(|e| Error::Format(format!("unreadable referrers index: {e}")))?
+                .manifests
+        }
+        None => Vec::new(),
+    };
+    if listed.iter().any(|d| d.digest == referrer.digest) {
+        return Ok(());
+    }
+    listed.push(referrer.clone());
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed});
+    let index = Manifest::new(Some(OCI_INDEX), Bytes::from(index.to_string()))
+        .map_err(|e| Error::Format(e.to_string()))?;
+    push_manifest(reg, repo, &tag, &index, counts).await
+}

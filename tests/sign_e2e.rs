@@ -1,0 +1,463 @@
+//! End to end: promote two images from a source registry to three
+//! destinations with keyless signing against the offline sigstore services
+//! (tests/support/sigstore), then check the signatures three ways: our own
+//! `promoter verify`, sigstore-python as a separate process, and the
+//! negative cases (tampered payload, wrong identity, wrong issuer). A second
+//! run signs and pushes nothing.
+
+#[path = "support/sigstore/mod.rs"]
+mod sigstore;
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use promoter::registry::http::{HttpClient, HttpOptions};
+use promoter::registry::{self, Digest, Reference, Registry, RepoName};
+use sigstore::{IDENTITY, ISSUER, REQUEST_TOKEN, SigstoreServer};
+use support::image::TestImage;
+use support::server::{Mode, RegistryServer};
+
+fn repo(name: &str) -> RepoName {
+    name.parse().unwrap()
+}
+
+fn promoter(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_promoter"));
+    command
+        .args(args)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("SIGSTORE_ID_TOKEN")
+        .env_remove("ACTIONS_ID_TOKEN_REQUEST_URL")
+        .env_remove("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+        .env_remove("GITHUB_SHA");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("run promoter")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+struct World {
+    sigstore: SigstoreServer,
+    _servers: Vec<RegistryServer>,
+    destinations: Vec<(String, String)>,
+    digests: Vec<(String, Digest)>,
+    manifest: tempfile::NamedTempFile,
+    client: HttpClient,
+}
+
+impl World {
+    async fn new(sigstore_env: &[(&str, &str)]) -> World {
+        let sigstore = SigstoreServer::start(sigstore_env);
+        let servers: Vec<RegistryServer> =
+            (0..4).map(|_| RegistryServer::start(Mode::Plain)).collect();
+        let client = HttpClient::new(HttpOptions::default()).unwrap();
+        let source = registry::open(&servers[0].host, &client).unwrap();
+        let mut digests = Vec::new();
+        for (seed, name) in [(61u64, "app"), (62, "tools/cli")] {
+            let image = TestImage::build(seed);
+            image
+                .push(source.as_ref(), &repo(&format!("staging/{name}")), "v1")
+                .await;
+            digests.push((name.to_owned(), image.index_manifest().digest()));
+        }
+        let destinations = vec![
+            (servers[1].host.clone(), "prod".to_owned()),
+            (servers[2].host.clone(), "prod".to_owned()),
+            (servers[3].host.clone(), "mirror/eu".to_owned()),
+        ];
+        let mut yaml = format!(
+            "registries:\n- name: {}/staging\n  src: true\n",
+            servers[0].host
+        );
+        for (host, prefix) in &destinations {
+            yaml.push_str(&format!("- name: {host}/{prefix}\n"));
+        }
+        yaml.push_str("images:\n");
+        for (name, digest) in &digests {
+            yaml.push_str(&format!(
+                "- name: {name}\n  dmap:\n    \"{digest}\": [\"v1\"]\n"
+            ));
+        }
+        let manifest = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+        std::fs::write(manifest.path(), yaml).unwrap();
+        World {
+            sigstore,
+            _servers: servers,
+            destinations,
+            digests,
+            manifest,
+            client,
+        }
+    }
+
+    fn manifest(&self) -> &str {
+        self.manifest.path().to_str().unwrap()
+    }
+
+    fn run(&self) -> Output {
+        promoter(
+            &[
+                "run",
+                "--manifest",
+                self.manifest(),
+                "--confirm",
+                "--fulcio-url",
+                &self.sigstore.url,
+                "--rekor-url",
+                &self.sigstore.url,
+                "--trusted-root",
+                self.sigstore.trusted_root().to_str().unwrap(),
+                "--signature-identity-prefix",
+                "registry.example",
+            ],
+            &[
+                (
+                    "ACTIONS_ID_TOKEN_REQUEST_URL",
+                    self.sigstore.token_request_url(),
+                ),
+                ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN.to_owned()),
+                (
+                    "GITHUB_SHA",
+                    "0123456789abcdef0123456789abcdef01234567".to_owned(),
+                ),
+            ],
+        )
+    }
+
+    fn verify(&self, extra: &[&str]) -> Output {
+        let root = self.sigstore.trusted_root();
+        let mut args = vec![
+            "verify",
+            "--manifest",
+            self.manifest(),
+            "--trusted-root",
+            root.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        promoter(&args, &[])
+    }
+
+    /// Every (registry, repository, digest) the manifest promotes.
+    fn places(&self) -> Vec<(std::sync::Arc<dyn Registry>, RepoName, Digest)> {
+        let mut out = Vec::new();
+        for (host, prefix) in &self.destinations {
+            let reg = registry::open(host, &self.client).unwrap();
+            for (name, digest) in &self.digests {
+                out.push((reg.clone(), repo(&format!("{prefix}/{name}")), *digest));
+            }
+        }
+        out
+    }
+}
+
+async fn read_blob(reg: &dyn Registry, repo: &RepoName, digest: &Digest) -> Vec<u8> {
+    support::conformance::drain(reg.get_blob(repo, digest).await.unwrap())
+        .await
+        .unwrap()
+}
+
+/// The bundle JSON stored as a referrer of `digest`.
+async fn bundle_of(reg: &dyn Registry, repo: &RepoName, digest: &Digest) -> Vec<u8> {
+    let referrers = reg.list_referrers(repo, digest).await.unwrap();
+    let bundles: Vec<_> = referrers
+        .iter()
+        .filter(|d| {
+            d.artifact_type.as_deref() == Some("application/vnd.dev.sigstore.bundle.v0.3+json")
+        })
+        .collect();
+    assert_eq!(bundles.len(), 1, "{referrers:?}");
+    let manifest = reg
+        .get_manifest(repo, &Reference::Digest(bundles[0].digest))
+        .await
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(manifest.bytes()).unwrap();
+    assert_eq!(
+        m["artifactType"],
+        "application/vnd.dev.sigstore.bundle.v0.3+json"
+    );
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    assert_eq!(m["subject"]["digest"], digest.to_string());
+    assert_eq!(
+        m["annotations"]["dev.sigstore.bundle.predicateType"],
+        "https://sigstore.dev/cosign/sign/v1"
+    );
+    let layer: Digest = m["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
+    read_blob(reg, repo, &layer).await
+}
+
+fn sigstore_python(
+    world: &World,
+    bundle: &Path,
+    digest: &Digest,
+    identity: &str,
+    issuer: &str,
+) -> Output {
+    Command::new(sigstore::sigstore_python())
+        .arg("--trust-config")
+        .arg(world.sigstore.trust_config())
+        .args(["verify", "identity", "--offline", "--bundle"])
+        .arg(bundle)
+        .args(["--cert-identity", identity, "--cert-oidc-issuer", issuer])
+        .arg(digest.to_string())
+        .env("HOME", world.sigstore.dir.path())
+        .output()
+        .expect("run sigstore-python")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyless_sign_replicate_and_verify_three_ways() {
+    // The token endpoint fails once (retried) and issues `aud` as an array.
+    let world = World::new(&[("OIDC_FAILURES", "1"), ("OIDC_AUD_ARRAY", "1")]).await;
+
+    let out = world.run();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The token is masked before anything else prints it.
+    let mask = stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("::add-mask::")
+                .filter(|t| t.starts_with("eyJ"))
+        })
+        .unwrap_or_else(|| panic!("no ::add-mask:: of the token\n{}", text(&out)));
+    let all = text(&out);
+    assert_eq!(all.matches(mask).count(), 1, "the token leaked:\n{all}");
+
+    // One certificate per run; per digest one hashedrekord (legacy) and one
+    // dsse (bundle) entry, whatever the number of destinations.
+    let stats = world.sigstore.stats();
+    assert_eq!(stats.fulcio, 1, "{stats:?}");
+    assert_eq!(stats.hashedrekord, 2, "{stats:?}");
+    assert_eq!(stats.dsse, 2, "{stats:?}");
+    assert_eq!(stats.oidc, 2, "one failure, one retry: {stats:?}");
+
+    // Every destination holds byte-identical signature artifacts.
+    let mut sig_digests = std::collections::BTreeMap::new();
+    for (reg, repo, digest) in world.places() {
+        let tag = Reference::tag(&format!("sha256-{}.sig", digest.hex())).unwrap();
+        let sig = reg.get_manifest(&repo, &tag).await.unwrap();
+        let m: serde_json::Value = serde_json::from_slice(sig.bytes()).unwrap();
+        let layer = &m["layers"][0];
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.dev.cosign.simplesigning.v1+json"
+        );
+        for key in [
+            "dev.cosignproject.cosign/signature",
+            "dev.sigstore.cosign/certificate",
+            "dev.sigstore.cosign/chain",
+            "dev.sigstore.cosign/bundle",
+        ] {
+            assert!(layer["annotations"][key].is_string(), "{key} missing: {m}");
+        }
+        let payload: Digest = layer["digest"].as_str().unwrap().parse().unwrap();
+        let payload: serde_json::Value =
+            serde_json::from_slice(&read_blob(reg.as_ref(), &repo, &payload).await).unwrap();
+        assert_eq!(
+            payload["critical"]["image"]["docker-manifest-digest"],
+            digest.to_string()
+        );
+        assert_eq!(
+            payload["critical"]["type"],
+            "cosign container image signature"
+        );
+        assert!(
+            payload["critical"]["identity"]["docker-reference"]
+                .as_str()
+                .unwrap()
+                .starts_with("registry.example/"),
+            "{payload}"
+        );
+        assert_eq!(
+            payload["optional"]["manifest-commit"],
+            "0123456789abcdef0123456789abcdef01234567"
+        );
+        let previous = sig_digests.insert((digest, "legacy"), sig.digest());
+        assert!(
+            previous.is_none_or(|p| p == sig.digest()),
+            "not byte for byte"
+        );
+        let bundle = bundle_of(reg.as_ref(), &repo, &digest).await;
+        let previous = sig_digests.insert((digest, "bundle"), Digest::of(&bundle));
+        assert!(
+            previous.is_none_or(|p| p == Digest::of(&bundle)),
+            "not byte for byte"
+        );
+    }
+
+    // 1. Our verify: exact and regexp identity pass.
+    let ok = world.verify(&[
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    let ok = world.verify(&[
+        "--certificate-identity-regexp",
+        "https://github.com/example/promotions/.*",
+        "--certificate-oidc-issuer-regexp",
+        "https://token\\.actions\\.githubusercontent\\.com",
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    // Wrong identity, wrong issuer: exit 1 with a table.
+    let bad = world.verify(&[
+        "--certificate-identity",
+        "https://github.com/someone/else/.github/workflows/x.yml@refs/heads/main",
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(text(&bad).contains("does not match"), "{}", text(&bad));
+    let bad = world.verify(&[
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        "https://accounts.google.com",
+    ]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+
+    // 2. sigstore-python, an independent verifier, accepts every bundle,
+    // and rejects a wrong identity, a wrong issuer, another digest and a
+    // tampered payload.
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (reg, repo, digest)) in world.places().into_iter().enumerate() {
+        let bundle = bundle_of(reg.as_ref(), &repo, &digest).await;
+        let path = dir.path().join(format!("bundle-{i}.json"));
+        std::fs::write(&path, &bundle).unwrap();
+        let out = sigstore_python(&world, &path, &digest, IDENTITY, ISSUER);
+        assert!(
+            out.status.success(),
+            "sigstore-python rejected {repo}: {}",
+            text(&out)
+        );
+        if i > 0 {
+            continue;
+        }
+        let out = sigstore_python(&world, &path, &digest, "https://github.com/x", ISSUER);
+        assert!(!out.status.success(), "{}", text(&out));
+        let out = sigstore_python(
+            &world,
+            &path,
+            &digest,
+            IDENTITY,
+            "https://accounts.google.com",
+        );
+        assert!(!out.status.success(), "{}", text(&out));
+        let other = world.digests.iter().find(|(_, d)| *d != digest).unwrap().1;
+        let out = sigstore_python(&world, &path, &other, IDENTITY, ISSUER);
+        assert!(!out.status.success(), "{}", text(&out));
+        let mut b: serde_json::Value = serde_json::from_slice(&bundle).unwrap();
+        let payload = b["dsseEnvelope"]["payload"].as_str().unwrap().to_owned();
+        let statement = String::from_utf8(base64_decode(&payload))
+            .unwrap()
+            .replace("registry.example", "registry.evil");
+        b["dsseEnvelope"]["payload"] = base64_encode(statement.as_bytes()).into();
+        let tampered = dir.path().join("tampered.json");
+        std::fs::write(&tampered, b.to_string()).unwrap();
+        let out = sigstore_python(&world, &tampered, &digest, IDENTITY, ISSUER);
+        assert!(
+            !out.status.success(),
+            "tampered bundle accepted: {}",
+            text(&out)
+        );
+    }
+
+    // 3. A tampered legacy payload in one destination is a gap; --fix
+    // copies a valid signature over (keeping the bad layer: never drop).
+    let (reg, repo, digest) = world.places().pop().unwrap();
+    let tag = Reference::tag(&format!("sha256-{}.sig", digest.hex())).unwrap();
+    let sig = reg.get_manifest(&repo, &tag).await.unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(sig.bytes()).unwrap();
+    let payload: Digest = m["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
+    let evil = String::from_utf8(read_blob(reg.as_ref(), &repo, &payload).await)
+        .unwrap()
+        .replace("registry.example", "registry.evil")
+        .into_bytes();
+    let evil_digest = Digest::of(&evil);
+    reg.push_blob(
+        &repo,
+        &evil_digest,
+        evil.len() as u64,
+        registry::stream::stream_from_bytes(evil.clone().into()),
+    )
+    .await
+    .unwrap();
+    m["layers"][0]["digest"] = evil_digest.to_string().into();
+    let tampered = registry::Manifest::new(
+        Some("application/vnd.oci.image.manifest.v1+json"),
+        m.to_string().into(),
+    )
+    .unwrap();
+    reg.push_manifest(&repo, &tag, &tampered).await.unwrap();
+    let policy = [
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ];
+    let bad = world.verify(&policy);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("invalid: the signature does not verify"),
+        "{}",
+        text(&bad)
+    );
+    assert!(
+        text(&bad).contains(&format!("{}/{repo}", reg.name())),
+        "{}",
+        text(&bad)
+    );
+    let mut fix = policy.to_vec();
+    fix.push("--fix");
+    let fixed = world.verify(&fix);
+    assert!(fixed.status.success(), "{}", text(&fixed));
+    let after = reg.get_manifest(&repo, &tag).await.unwrap();
+    let after: serde_json::Value = serde_json::from_slice(after.bytes()).unwrap();
+    assert_eq!(after["layers"].as_array().unwrap().len(), 2, "{after}");
+    assert_eq!(after["layers"][0]["digest"], evil_digest.to_string());
+
+    // A second run: nothing to promote, nothing signed, nothing pushed.
+    let before = world.sigstore.stats();
+    let mut tags_before = Vec::new();
+    for (reg, repo, _) in world.places() {
+        tags_before.push(reg.list_tags(&repo).await.unwrap());
+    }
+    let again = world.run();
+    assert!(again.status.success(), "{}", text(&again));
+    let after = world.sigstore.stats();
+    assert_eq!(
+        (after.fulcio, after.rekor),
+        (before.fulcio, before.rekor),
+        "{}",
+        text(&again)
+    );
+    let mut tags_after = Vec::new();
+    for (reg, repo, _) in world.places() {
+        tags_after.push(reg.list_tags(&repo).await.unwrap());
+    }
+    assert_eq!(tags_before, tags_after);
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
