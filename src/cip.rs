@@ -100,6 +100,8 @@ pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
         confirm: args.confirm == Some(true),
         format: None,
         concurrency: args.threads.unwrap_or(16),
+        max_rps: 50.0,
+        max_rps_host: Vec::new(),
         insecure_registry: Vec::new(),
         registry_ca: Vec::new(),
         report: None,

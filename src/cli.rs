@@ -117,6 +117,16 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
 
+    /// Initial request rate per registry host, requests per second. The
+    /// rate adapts: it rises while requests succeed and halves on a 429.
+    #[arg(long, default_value_t = 50.0, value_name = "RATE")]
+    pub max_rps: f64,
+
+    /// The initial rate of one host, as `HOST=RATE` (e.g.
+    /// `us-docker.pkg.dev=80`). May be given more than once.
+    #[arg(long, value_name = "HOST=RATE", value_parser = parse_host_rate)]
+    pub max_rps_host: Vec<(String, f64)>,
+
     /// A registry host (`host[:port]`) that may be reached over plain HTTP.
     /// Loopback hosts always may. May be given more than once.
     #[arg(long, value_name = "HOST")]
@@ -414,4 +424,17 @@ pub struct VerifyArgs {
     /// A PEM file of certificates to trust for registries.
     #[arg(long, value_name = "FILE")]
     pub registry_ca: Vec<PathBuf>,
+}
+
+/// `HOST=RATE` of `--max-rps-host`.
+fn parse_host_rate(value: &str) -> Result<(String, f64), String> {
+    let (host, rate) = value
+        .split_once('=')
+        .ok_or_else(|| format!("expected HOST=RATE, e.g. `gcr.io=80`, not `{value}`"))?;
+    let rate: f64 = rate
+        .parse()
+        .ok()
+        .filter(|r: &f64| r.is_finite() && *r > 0.0)
+        .ok_or_else(|| format!("`{rate}` is not a positive number of requests per second"))?;
+    Ok((host.to_string(), rate))
 }

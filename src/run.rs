@@ -18,7 +18,7 @@ use crate::cli::{RunArgs, RunFormat};
 use crate::copy::{self, CopyJob, CopyOptions, CopyStats, Target};
 use crate::diagnostic::{Code, Counts, Diagnostic, Location, Severity};
 use crate::plan::{self, Knowledge, Names, Plan, Repo, RepoId};
-use crate::registry::http::{HttpClient, HttpOptions};
+use crate::registry::http::{HostStats, HttpClient, HttpOptions};
 use crate::registry::{self, Reference, Registry};
 use crate::report::{self, Format, RenderOptions};
 
@@ -43,6 +43,8 @@ pub struct RunReport<'a> {
     pub promoted: usize,
     pub failed: usize,
     pub seconds: &'a Timings,
+    /// Requests per registry host (retries included), with their outcomes.
+    pub requests: Vec<HostStats>,
     /// The shard this run did (`--shard`, `--shards`), if not the whole tree.
     pub shard: Option<crate::shard::Shard>,
 }
@@ -97,6 +99,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         credentials: registry::credentials::CredentialStore::from_env(),
         ..HttpOptions::default()
     };
+    options.rate.initial_rps = args.max_rps;
+    options.rate.per_host_rps = args.max_rps_host.iter().cloned().collect();
     for path in &args.registry_ca {
         options.extra_ca_pem.push(
             std::fs::read(path)
@@ -266,6 +270,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         promoted,
         failed,
         seconds: &timings,
+        requests: registries.client.stats(),
         shard,
     };
     let mut out = std::io::stdout().lock();
@@ -459,6 +464,23 @@ fn write_summary(out: &mut dyn Write, report: &RunReport<'_>) -> std::io::Result
             out,
             "dry run: nothing was written; run again with --confirm to promote"
         )?;
+    }
+    if !report.requests.is_empty() {
+        let hosts: Vec<String> = report
+            .requests
+            .iter()
+            .map(|h| {
+                let mut line = format!("{} {}", h.host, h.requests);
+                if h.retries > 0 || h.throttled > 0 {
+                    line.push_str(&format!(
+                        " ({} retried, {} throttled)",
+                        h.retries, h.throttled
+                    ));
+                }
+                line
+            })
+            .collect();
+        writeln!(out, "requests: {}", hosts.join(", "))?;
     }
     let phases: Vec<String> = report
         .seconds
