@@ -507,14 +507,16 @@ fn schedule_runs_what_the_inputs_say() {
         describe(&run)
     );
     assert!(!repo.root.join("prod").exists());
+    // Pass-through inputs become flags of the command.
     let run = action(
         &repo,
         "schedule",
         "schedule",
         &api,
-        &[("mode", "run"), ("confirm", "true")],
+        &[("mode", "run"), ("confirm", "true"), ("concurrency", "4")],
     );
     assert_eq!(run.code, 0, "{}", describe(&run));
+    assert!(run.stderr.contains(" --confirm --concurrency=4"), "{}", describe(&run));
     assert_eq!(run.output("promoted"), Some("2"), "{}", describe(&run));
 }
 

@@ -40,18 +40,51 @@ pub enum FailOn {
     Never,
 }
 
-/// Inputs passed straight to `promoter run` / `promoter verify` as
-/// `--<flag>=<value>` when not empty: the signing, verification and rate
-/// options, whose flags those commands own.
-pub const PASS_THROUGH: &[&str] = &[
-    "max-rps",
-    "certificate-identity",
-    "certificate-identity-regexp",
-    "certificate-oidc-issuer",
-    "certificate-oidc-issuer-regexp",
-    "fulcio-url",
-    "rekor-url",
-    "signing-identity-token-audience",
+/// Which command a pass-through input goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum For {
+    Run,
+    Verify,
+    Both,
+}
+
+/// Inputs passed straight to `promoter run` and `promoter verify` as
+/// `--<input>=<value>` when not empty: the signing, verification and rate
+/// options, whose flags those commands own (README "Signing").
+pub const PASS_THROUGH: &[(&str, For)] = &[
+    ("max-rps", For::Both),
+    ("concurrency", For::Both),
+    ("signing-key", For::Run),
+    ("identity-token-file", For::Run),
+    ("fulcio-url", For::Run),
+    ("rekor-url", For::Run),
+    ("signature-identity-prefix", For::Run),
+    ("trusted-root", For::Both),
+    ("signature-format", For::Both),
+    ("certificate-identity", For::Verify),
+    ("certificate-identity-regexp", For::Verify),
+    ("certificate-oidc-issuer", For::Verify),
+    ("certificate-oidc-issuer-regexp", For::Verify),
+    ("public-key", For::Verify),
+];
+
+/// The inputs other than [`PASS_THROUGH`]: with those, every input
+/// `action.yml` declares (checked by `tests/action_files.rs`).
+pub const NAMES: &[&str] = &[
+    "mode",
+    "manifest",
+    "thin-manifest-dir",
+    "base-ref",
+    "confirm",
+    "github-token",
+    "fail-on",
+    "summary",
+    "check-run",
+    "comment",
+    "report",
+    "sign",
+    "fix",
+    "args",
 ];
 
 /// Every input, parsed.
@@ -75,10 +108,13 @@ pub struct Inputs {
     pub fail_on: FailOn,
     /// `report`: where the JSON report goes, relative to the workspace.
     pub report: String,
-    /// `sign`: sign what is promoted (passed as `--sign`).
-    pub sign: bool,
-    /// `(flag, value)` for each non-empty [`PASS_THROUGH`] input.
-    pub pass_through: Vec<(&'static str, String)>,
+    /// `sign`: passed to `run` as `--sign=<value>` when given; `run`
+    /// signs by default when an identity is available.
+    pub sign: Option<bool>,
+    /// `fix`: `verify --fix` copies missing signatures over.
+    pub fix: bool,
+    /// `(flag, for, value)` for each non-empty [`PASS_THROUGH`] input.
+    pub pass_through: Vec<(&'static str, For, String)>,
     /// `args`: extra arguments for the promoter command, one per line.
     pub extra_args: Vec<String>,
 }
@@ -101,6 +137,7 @@ impl fmt::Debug for Inputs {
             .field("fail_on", &self.fail_on)
             .field("report", &self.report)
             .field("sign", &self.sign)
+            .field("fix", &self.fix)
             .field("pass_through", &self.pass_through)
             .field("extra_args", &self.extra_args)
             .finish()
@@ -190,11 +227,21 @@ impl Inputs {
             });
         }
         let mut pass_through = Vec::new();
-        for name in PASS_THROUGH {
+        for (name, target) in PASS_THROUGH {
             if let Some(value) = get(name) {
-                pass_through.push((*name, value));
+                pass_through.push((*name, *target, value));
             }
         }
+        let sign = match get("sign")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => return Err(bad("sign", other, "true or false")),
+        };
         Ok(Inputs {
             mode,
             manifest,
@@ -207,10 +254,24 @@ impl Inputs {
             check_run: flag("check-run", true)?,
             fail_on,
             report: get("report").unwrap_or_else(|| DEFAULT_REPORT.to_string()),
-            sign: flag("sign", false)?,
+            sign,
+            fix: flag("fix", false)?,
             pass_through,
             extra_args: lines("args"),
         })
+    }
+
+    /// The pass-through inputs for `command`, then `args`.
+    #[must_use]
+    pub fn pass_through_for(&self, command: For) -> Vec<String> {
+        let mut args: Vec<String> = self
+            .pass_through
+            .iter()
+            .filter(|(_, target, _)| *target == For::Both || *target == command)
+            .map(|(flag, _, value)| format!("--{flag}={value}"))
+            .collect();
+        args.extend(self.extra_args.iter().cloned());
+        args
     }
 
     /// The manifest arguments every command takes.
@@ -262,7 +323,10 @@ mod tests {
         assert_eq!(inputs.thin_manifest_dirs, ["a", "b"]);
         assert_eq!(inputs.mode, Mode::Auto);
         assert_eq!(inputs.fail_on, FailOn::Warning);
-        assert_eq!(inputs.pass_through, [("max-rps", "20".to_string())]);
+        assert_eq!(
+            inputs.pass_through,
+            [("max-rps", For::Both, "20".to_string())]
+        );
         assert!(inputs.summary && inputs.check_run && !inputs.comment);
         assert_eq!(inputs.report, DEFAULT_REPORT);
         assert!(!format!("{inputs:?}").contains("ghs_secret"));

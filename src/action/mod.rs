@@ -39,6 +39,18 @@ use event::{Context, Event};
 use inputs::{FailOn, Inputs};
 use mode::Steps;
 
+/// The step outputs the action writes (all of them on every run but
+/// `report-path`, which needs a plan). `action.yml` declares exactly these.
+pub const OUTPUTS: &[&str] = &[
+    "promoted",
+    "skipped",
+    "failed",
+    "errors",
+    "warnings",
+    "conclusion",
+    "report-path",
+];
+
 /// One finding, as the JSON report carries it: the action's common form
 /// for diagnostics from this process and from the commands it runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,7 +152,10 @@ pub async fn run() -> anyhow::Result<Outcome> {
         let started = Instant::now();
         let mut args = vec!["verify".to_string()];
         args.extend(inputs.manifest_args());
-        args.extend(pass_through(&inputs));
+        if inputs.fix {
+            args.push("--fix".into());
+        }
+        args.extend(inputs.pass_through_for(inputs::For::Verify));
         let code = child(&args)?;
         results
             .phases
@@ -264,11 +279,11 @@ fn run_step(inputs: &Inputs, confirm: bool, results: &mut Results) -> anyhow::Re
     args.push(format!("--report={}", inputs.report));
     if confirm {
         args.push("--confirm".into());
-        if inputs.sign {
-            args.push("--sign".into());
-        }
     }
-    args.extend(pass_through(inputs));
+    if let Some(sign) = inputs.sign {
+        args.push(format!("--sign={sign}"));
+    }
+    args.extend(inputs.pass_through_for(inputs::For::Run));
     // A stale report must not pass for this run's.
     let _ = std::fs::remove_file(&inputs.report);
     let code = child(&args)?;
@@ -317,17 +332,6 @@ fn run_step(inputs: &Inputs, confirm: bool, results: &mut Results) -> anyhow::Re
         }
     }
     Ok(())
-}
-
-/// The pass-through inputs and `args`, as command-line arguments.
-fn pass_through(inputs: &Inputs) -> Vec<String> {
-    let mut args: Vec<String> = inputs
-        .pass_through
-        .iter()
-        .map(|(flag, value)| format!("--{flag}={value}"))
-        .collect();
-    args.extend(inputs.extra_args.iter().cloned());
-    args
 }
 
 /// Runs this binary with `args`; its output goes straight to the log.

@@ -1,0 +1,96 @@
+//! The files around `promoter action` agree with it: `action.yml` declares
+//! exactly the inputs the binary reads and the outputs it writes, runs the
+//! image's binary with `action`; the Dockerfile makes that binary the
+//! entrypoint and lets git read the mounted workspace; the example workflow
+//! pins actions by commit and asks for the least permissions.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use promoter::action::OUTPUTS;
+use promoter::action::inputs::{NAMES, PASS_THROUGH};
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+/// The keys directly under the top-level `section:` of a YAML file
+/// (two-space indentation, as action.yml is written).
+fn keys(text: &str, section: &str) -> BTreeSet<String> {
+    let mut inside = false;
+    let mut keys = BTreeSet::new();
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.trim().is_empty() && !line.starts_with('#') {
+            inside = line.trim_end() == format!("{section}:");
+            continue;
+        }
+        if inside
+            && let Some(key) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !key.starts_with(' ')
+        {
+            keys.insert(key.to_string());
+        }
+    }
+    keys
+}
+
+#[test]
+fn action_yml_declares_what_the_binary_reads_and_writes() {
+    let yml = read("action.yml");
+    let declared = keys(&yml, "inputs");
+    let known: BTreeSet<String> = NAMES
+        .iter()
+        .copied()
+        .chain(PASS_THROUGH.iter().map(|(name, _)| *name))
+        .map(String::from)
+        .collect();
+    assert_eq!(declared, known);
+    for name in &declared {
+        assert_eq!(name, &name.to_ascii_lowercase(), "inputs are kebab-case");
+        assert!(!name.contains('_'), "inputs are kebab-case: {name}");
+    }
+    let outputs: BTreeSet<String> = OUTPUTS.iter().map(|o| (*o).to_string()).collect();
+    assert_eq!(keys(&yml, "outputs"), outputs);
+    assert!(yml.contains("default: ${{ github.token }}"));
+    assert!(yml.contains("  using: docker\n  image: Dockerfile\n"));
+    assert!(yml.contains("  args:\n    - action\n"));
+}
+
+#[test]
+fn dockerfile_runs_the_static_binary_with_git() {
+    let docker = read("Dockerfile");
+    assert!(docker.contains("--target x86_64-unknown-linux-musl"));
+    assert!(docker.contains("ENTRYPOINT [\"/usr/local/bin/promoter\"]"));
+    assert!(docker.contains("CMD [\"action\"]"));
+    assert!(docker.contains("apk add --no-cache git ca-certificates"));
+    assert!(docker.contains("safe.directory"));
+}
+
+#[test]
+fn example_workflow_pins_actions_and_asks_for_least_privilege() {
+    let workflow = read("examples/workflows/promote.yml");
+    let uses: Vec<&str> = workflow
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("- uses: ")
+                .or(l.trim().strip_prefix("uses: "))
+        })
+        .collect();
+    assert!(uses.len() >= 4, "{uses:?}");
+    for u in &uses {
+        let reference = u.split('@').nth(1).unwrap_or("").split(' ').next().unwrap();
+        assert!(
+            reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_hexdigit()),
+            "not pinned by full commit SHA: {u}"
+        );
+    }
+    assert!(workflow.contains("permissions: {}"));
+    assert_eq!(workflow.matches("fetch-depth: 0").count(), 2);
+    // id-token only in the promote job, which comes last.
+    let promote = workflow.find("\n  promote:").unwrap();
+    assert_eq!(workflow.matches("id-token: write").count(), 1);
+    assert!(workflow.find("id-token: write").unwrap() > promote);
+    assert_eq!(workflow.matches("pull-requests: write").count(), 1);
+    assert!(workflow.find("pull-requests: write").unwrap() < promote);
+}
