@@ -104,22 +104,31 @@ impl World {
         self.manifest.path().to_str().unwrap()
     }
 
+    /// `run --confirm` with the sigstore services' URLs and `extra`.
+    fn run_with(&self, extra: &[&str], env: &[(&str, String)]) -> Output {
+        let root = self.sigstore.trusted_root();
+        let mut args = vec![
+            "run",
+            "--manifest",
+            self.manifest(),
+            "--confirm",
+            "--fulcio-url",
+            &self.sigstore.url,
+            "--rekor-url",
+            &self.sigstore.url,
+            "--trusted-root",
+            root.to_str().unwrap(),
+            "--signature-identity-prefix",
+            "registry.example",
+        ];
+        args.extend_from_slice(extra);
+        promoter(&args, env)
+    }
+
+    /// A run as in GitHub Actions: the token comes from the OIDC endpoint.
     fn run(&self) -> Output {
-        promoter(
-            &[
-                "run",
-                "--manifest",
-                self.manifest(),
-                "--confirm",
-                "--fulcio-url",
-                &self.sigstore.url,
-                "--rekor-url",
-                &self.sigstore.url,
-                "--trusted-root",
-                self.sigstore.trusted_root().to_str().unwrap(),
-                "--signature-identity-prefix",
-                "registry.example",
-            ],
+        self.run_with(
+            &[],
             &[
                 (
                     "ACTIONS_ID_TOKEN_REQUEST_URL",
@@ -132,6 +141,16 @@ impl World {
                 ),
             ],
         )
+    }
+
+    /// Whether `digest`'s legacy signature tag exists in every destination.
+    async fn signed_everywhere(&self) -> Vec<bool> {
+        let mut out = Vec::new();
+        for (reg, repo, digest) in self.places() {
+            let tag = Reference::tag(&format!("sha256-{}.sig", digest.hex())).unwrap();
+            out.push(reg.head_manifest(&repo, &tag).await.unwrap().is_some());
+        }
+        out
     }
 
     fn verify(&self, extra: &[&str]) -> Output {
@@ -460,4 +479,139 @@ fn base64_decode(s: &str) -> Vec<u8> {
 fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_identity_promotes_unsigned_with_a_note() {
+    let world = World::new(&[]).await;
+    let out = world.run_with(&[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("promoted unsigned"), "{}", text(&out));
+    assert_eq!(world.signed_everywhere().await, vec![false; 6]);
+    assert_eq!(world.sigstore.stats().fulcio, 0);
+    // --sign without an identity is an error, not a silent skip.
+    let world = World::new(&[]).await;
+    let out = world.run_with(&["--sign"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("--sign needs an identity"),
+        "{}",
+        text(&out)
+    );
+    // --sign=false: off, even with an identity, and quiet about it.
+    let world = World::new(&[]).await;
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), world.sigstore.token()).unwrap();
+    let out = world.run_with(
+        &[
+            "--sign=false",
+            "--identity-token-file",
+            token.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("promoted unsigned"), "{}", text(&out));
+    assert_eq!(world.signed_everywhere().await, vec![false; 6]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_file_with_string_audience_and_legacy_format_only() {
+    let world = World::new(&[]).await;
+    let token = world.sigstore.token();
+    let claims = token.split('.').nth(1).unwrap();
+    assert!(
+        claims.contains('-') || claims.contains('_'),
+        "want URL-safe characters in {claims}"
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), format!("{token}\n")).unwrap();
+    let out = world.run_with(
+        &[
+            "--identity-token-file",
+            file.path().to_str().unwrap(),
+            "--signature-format",
+            "legacy",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains(&token),
+        "the token leaked:\n{}",
+        text(&out)
+    );
+    let stats = world.sigstore.stats();
+    assert_eq!(
+        (stats.fulcio, stats.hashedrekord, stats.dsse),
+        (1, 2, 0),
+        "{stats:?}"
+    );
+    assert_eq!(world.signed_everywhere().await, vec![true; 6]);
+    let policy = [
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ];
+    let mut legacy = policy.to_vec();
+    legacy.extend(["--signature-format", "legacy"]);
+    let ok = world.verify(&legacy);
+    assert!(ok.status.success(), "{}", text(&ok));
+    // Asking for bundles too: each destination image is a gap.
+    let gaps = world.verify(&policy);
+    assert_eq!(gaps.status.code(), Some(1), "{}", text(&gaps));
+    assert!(text(&gaps).contains("6 of 6"), "{}", text(&gaps));
+    assert!(text(&gaps).contains("missing"), "{}", text(&gaps));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_key_for_air_gapped_use() {
+    use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let world = World::new(&[]).await;
+    let key = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("key.pem");
+    let public = dir.path().join("key.pub");
+    std::fs::write(
+        &private,
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(
+        &public,
+        key.verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap(),
+    )
+    .unwrap();
+    let out = promoter(
+        &[
+            "run",
+            "--manifest",
+            world.manifest(),
+            "--confirm",
+            "--signing-key",
+            private.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // No Fulcio, no Rekor: nothing left the machine.
+    let stats = world.sigstore.stats();
+    assert_eq!((stats.fulcio, stats.rekor), (0, 0), "{stats:?}");
+    assert_eq!(world.signed_everywhere().await, vec![true; 6]);
+    let ok = world.verify(&["--public-key", public.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    let other = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+    std::fs::write(
+        &public,
+        other
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap(),
+    )
+    .unwrap();
+    let bad = world.verify(&["--public-key", public.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
 }
