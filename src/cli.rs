@@ -142,7 +142,7 @@ pub struct RunArgs {
     pub report: Option<PathBuf>,
 
     #[command(flatten)]
-    pub signing: SigningArgs,
+    pub signing: Box<SigningArgs>,
 
     /// Do only shard I of N (`0/3`, `1/3`, `2/3`): the source images whose
     /// name hashes to I, with every destination they write. Shards share
