@@ -4,6 +4,9 @@
 //! `INPUT_<NAME>` (hyphens kept), and `GITHUB_API_URL` pointing at a local
 //! stand-in for the GitHub API that records every request. Registries are
 //! OCI image layouts (`oci:<dir>`) holding the quickstart's images.
+//!
+//! `PROMOTER_BIN=<path>` runs another build of the binary (CI runs these
+//! tests against the static musl binary the image ships).
 
 #[path = "support/github_api.rs"]
 mod github_api;
@@ -152,7 +155,12 @@ fn action(
     std::fs::write(&event_path, payload).unwrap();
     std::fs::write(&output_path, "").unwrap();
     std::fs::write(&summary_path, "").unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_promoter"));
+    // PROMOTER_BIN: run another build, e.g. the static musl binary in CI.
+    let binary = std::env::var_os("PROMOTER_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_promoter")),
+        PathBuf::from,
+    );
+    let mut command = Command::new(binary);
     command
         .arg("action")
         .current_dir(&repo.work)
@@ -516,7 +524,11 @@ fn schedule_runs_what_the_inputs_say() {
         &[("mode", "run"), ("confirm", "true"), ("concurrency", "4")],
     );
     assert_eq!(run.code, 0, "{}", describe(&run));
-    assert!(run.stderr.contains(" --confirm --concurrency=4"), "{}", describe(&run));
+    assert!(
+        run.stderr.contains(" --confirm --concurrency=4"),
+        "{}",
+        describe(&run)
+    );
     assert_eq!(run.output("promoted"), Some("2"), "{}", describe(&run));
 }
 
