@@ -163,22 +163,48 @@ async fn sign_plan(
             },
         ));
     }
-    for (source, subject) in &subjects {
+    diagnostics.extend(
+        sign_and_replicate(&mut signer, &subjects, formats)
+            .await
+            .into_iter()
+            .map(failure),
+    );
+    eprintln!(
+        "promoter: signed {} digest(s) (Fulcio {} request(s), Rekor {} entr(ies)); signatures copied to {} destination(s); {} manifest(s) and {} blob(s) pushed",
+        Counts::get(&counts.signed),
+        Counts::get(&counts.fulcio),
+        Counts::get(&counts.rekor),
+        Counts::get(&counts.replicated),
+        Counts::get(&counts.manifests_pushed),
+        Counts::get(&counts.blobs_pushed),
+    );
+    Ok(diagnostics)
+}
+
+/// For each `(source, subject)`: copy the staging image's signatures to the
+/// first destination (as kpromo does), sign there unless already signed,
+/// then replicate to every other destination (8 at a time). Returns the
+/// problems; each stops only its own subject or destination.
+pub async fn sign_and_replicate(
+    signer: &mut Signer,
+    subjects: &[(Place, Subject)],
+    formats: Formats,
+) -> Vec<String> {
+    let counts = signer.counts.clone();
+    let mut problems = Vec::new();
+    for (source, subject) in subjects {
         let first = &subject.destinations[0];
         // The staging image's own signatures travel with it, as kpromo's do.
         if let Err(err) =
             replicate::replicate(source, first, &subject.digest, formats, &counts).await
         {
-            diagnostics.push(failure(format!(
+            problems.push(format!(
                 "copying the signatures of {source}@{} failed: {err}",
                 subject.digest
-            )));
+            ));
         }
         if let Err(err) = signer.sign(subject).await {
-            diagnostics.push(failure(format!(
-                "signing {first}@{} failed: {err}",
-                subject.digest
-            )));
+            problems.push(format!("signing {first}@{} failed: {err}", subject.digest));
             continue;
         }
         let results: Vec<_> = stream::iter(subject.destinations[1..].iter())
@@ -196,23 +222,14 @@ async fn sign_plan(
             .await;
         for (to, result) in results {
             if let Err(err) = result {
-                diagnostics.push(failure(format!(
+                problems.push(format!(
                     "copying the signatures of {}@{} to {to} failed: {err}",
                     first, subject.digest
-                )));
+                ));
             }
         }
     }
-    eprintln!(
-        "promoter: signed {} digest(s) (Fulcio {} request(s), Rekor {} entr(ies)); signatures copied to {} destination(s); {} manifest(s) and {} blob(s) pushed",
-        Counts::get(&counts.signed),
-        Counts::get(&counts.fulcio),
-        Counts::get(&counts.rekor),
-        Counts::get(&counts.replicated),
-        Counts::get(&counts.manifests_pushed),
-        Counts::get(&counts.blobs_pushed),
-    );
-    Ok(diagnostics)
+    problems
 }
 
 /// `promoter verify`.
