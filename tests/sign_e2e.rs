@@ -395,7 +395,78 @@ async fn keyless_sign_replicate_and_verify_three_ways() {
         );
     }
 
-    // 3. A tampered legacy payload in one destination is a gap; --fix
+    // 3. sigstore-js (@sigstore/verify), a third implementation: every
+    // bundle, and every legacy `.sig` layer turned into a v0.1
+    // message-signature bundle (certificate, signature, Rekor entry with its
+    // SET, all from the layer's annotations) over the payload.
+    let root = world.sigstore.trusted_root();
+    for (i, (reg, repo, digest)) in world.places().into_iter().enumerate() {
+        let bundle = dir.path().join(format!("bundle-{i}.json"));
+        let out = sigstore::sigstore_js(&root, &bundle, IDENTITY, ISSUER, None);
+        assert!(
+            out.status.success(),
+            "sigstore-js rejected {repo}: {}",
+            text(&out)
+        );
+        let (legacy, payload) = legacy_as_bundle(reg.as_ref(), &repo, &digest).await;
+        let legacy_path = dir.path().join(format!("legacy-{i}.json"));
+        let payload_path = dir.path().join(format!("payload-{i}.json"));
+        std::fs::write(&legacy_path, legacy.to_string()).unwrap();
+        std::fs::write(&payload_path, &payload).unwrap();
+        let out = sigstore::sigstore_js(&root, &legacy_path, IDENTITY, ISSUER, Some(&payload_path));
+        assert!(
+            out.status.success(),
+            "sigstore-js rejected the legacy signature in {repo}: {}",
+            text(&out)
+        );
+        if i > 0 {
+            continue;
+        }
+        let out = sigstore::sigstore_js(
+            &root,
+            &legacy_path,
+            "https://github.com/x",
+            ISSUER,
+            Some(&payload_path),
+        );
+        assert!(!out.status.success(), "{}", text(&out));
+        let out = sigstore::sigstore_js(
+            &root,
+            &legacy_path,
+            IDENTITY,
+            "https://accounts.google.com",
+            Some(&payload_path),
+        );
+        assert!(!out.status.success(), "{}", text(&out));
+        let evil = dir.path().join("evil-payload.json");
+        std::fs::write(
+            &evil,
+            String::from_utf8(payload)
+                .unwrap()
+                .replace("registry.example", "registry.evil"),
+        )
+        .unwrap();
+        let out = sigstore::sigstore_js(&root, &legacy_path, IDENTITY, ISSUER, Some(&evil));
+        assert!(
+            !out.status.success(),
+            "tampered payload accepted: {}",
+            text(&out)
+        );
+        let out = sigstore::sigstore_js(
+            &root,
+            &dir.path().join("tampered.json"),
+            IDENTITY,
+            ISSUER,
+            None,
+        );
+        assert!(
+            !out.status.success(),
+            "tampered bundle accepted: {}",
+            text(&out)
+        );
+    }
+
+    // 4. A tampered legacy payload in one destination is a gap; --fix
     // copies a valid signature over (keeping the bad layer: never drop).
     let (reg, repo, digest) = world.places().pop().unwrap();
     let tag = Reference::tag(&format!("sha256-{}.sig", digest.hex())).unwrap();
@@ -469,6 +540,57 @@ async fn keyless_sign_replicate_and_verify_three_ways() {
         tags_after.push(reg.list_tags(&repo).await.unwrap());
     }
     assert_eq!(tags_before, tags_after);
+}
+
+/// The first legacy `.sig` layer of `digest` as a sigstore bundle v0.1
+/// (message signature), built from its annotations alone, and its payload.
+async fn legacy_as_bundle(
+    reg: &dyn Registry,
+    repo: &RepoName,
+    digest: &Digest,
+) -> (serde_json::Value, Vec<u8>) {
+    let tag = Reference::tag(&format!("sha256-{}.sig", digest.hex())).unwrap();
+    let sig = reg.get_manifest(repo, &tag).await.unwrap();
+    let m: serde_json::Value = serde_json::from_slice(sig.bytes()).unwrap();
+    let layer = &m["layers"][0];
+    let payload_digest: Digest = layer["digest"].as_str().unwrap().parse().unwrap();
+    let payload = read_blob(reg, repo, &payload_digest).await;
+    let a = &layer["annotations"];
+    let cert_pem = a["dev.sigstore.cosign/certificate"].as_str().unwrap();
+    let cert_b64: String = cert_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let rekor: serde_json::Value =
+        serde_json::from_str(a["dev.sigstore.cosign/bundle"].as_str().unwrap()).unwrap();
+    let p = &rekor["Payload"];
+    let log_id = hex_decode(p["logID"].as_str().unwrap());
+    let bundle = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "verificationMaterial": {
+            "x509CertificateChain": {"certificates": [{"rawBytes": cert_b64}]},
+            "tlogEntries": [{
+                "logIndex": p["logIndex"].to_string(),
+                "logId": {"keyId": base64_encode(&log_id)},
+                "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
+                "integratedTime": p["integratedTime"].to_string(),
+                "inclusionPromise": {"signedEntryTimestamp": rekor["SignedEntryTimestamp"]},
+                "canonicalizedBody": p["body"],
+            }],
+        },
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": base64_encode(Digest::of(&payload).as_bytes())},
+            "signature": a["dev.cosignproject.cosign/signature"],
+        },
+    });
+    (bundle, payload)
+}
+
+fn hex_decode(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

@@ -39,6 +39,28 @@ pub fn sigstore_python() -> PathBuf {
     path
 }
 
+/// Run sigstore-js (`verify.js`, @sigstore/verify) on a bundle: a v0.3
+/// DSSE bundle, or a v0.1 message-signature bundle with its `artifact`.
+pub fn sigstore_js(
+    trusted_root: &Path,
+    bundle: &Path,
+    identity: &str,
+    issuer: &str,
+    artifact: Option<&Path>,
+) -> std::process::Output {
+    let mut command = Command::new("node");
+    command
+        .arg(dir().join("verify.js"))
+        .arg(trusted_root)
+        .arg(bundle)
+        .args([identity, issuer])
+        .current_dir(dir());
+    if let Some(artifact) = artifact {
+        command.arg(artifact);
+    }
+    command.output().expect("run node verify.js")
+}
+
 /// A running `server.js`.
 pub struct SigstoreServer {
     /// `http://127.0.0.1:<port>`: Fulcio and Rekor URL.
