@@ -154,3 +154,48 @@ impl LogEntry {
 pub fn digest_hex(bytes: &[u8]) -> String {
     sha256_hex(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::crypto::Key;
+
+    fn signed_entry(log: &Key, body: &str) -> LogEntry {
+        let mut entry = LogEntry {
+            body: b64(body),
+            integrated_time: 1_795_000_000,
+            log_id: sha256_hex(&log.public_der()),
+            log_index: 42,
+            verification: Verification {
+                signed_entry_timestamp: String::new(),
+                inclusion_proof: None,
+            },
+        };
+        let canonical = format!(
+            r#"{{"body":"{}","integratedTime":1795000000,"logID":"{}","logIndex":42}}"#,
+            entry.body, entry.log_id
+        );
+        entry.verification.signed_entry_timestamp = b64(log.sign(canonical.as_bytes()));
+        entry
+    }
+
+    #[test]
+    fn set_checks_out_only_for_the_trusted_log_and_the_exact_entry() {
+        let log = Key::generate().unwrap();
+        let trust = TrustedRoot {
+            tlogs: vec![(sha256_hex(&log.public_der()), log.public_der())],
+            ca_certs: Vec::new(),
+        };
+        let entry = signed_entry(&log, r#"{"kind":"hashedrekord"}"#);
+        entry.verify_set(&trust).unwrap();
+        let mut tampered = entry.clone();
+        tampered.integrated_time += 1;
+        assert!(tampered.verify_set(&trust).is_err());
+        let mut tampered = entry.clone();
+        tampered.body = b64(r#"{"kind":"dsse"}"#);
+        assert!(tampered.verify_set(&trust).is_err());
+        let stranger = Key::generate().unwrap();
+        let other = signed_entry(&stranger, r#"{"kind":"hashedrekord"}"#);
+        assert!(other.verify_set(&trust).is_err(), "unknown log accepted");
+    }
+}

@@ -266,6 +266,12 @@ impl Signer {
                 Error::Verify("signed with a key, and no --public-key given".into())
             }),
             Signer::Cert(der) => {
+                if matches!(policy.identity, Matcher::Any) || matches!(policy.issuer, Matcher::Any)
+                {
+                    return Err(Error::Verify(
+                        "keyless signature, and no certificate identity and issuer to match".into(),
+                    ));
+                }
                 if !trust
                     .ca_certs
                     .iter()
