@@ -207,13 +207,26 @@ pub async fn sign_and_replicate(
             problems.push(format!("signing {first}@{} failed: {err}", subject.digest));
             continue;
         }
+        // Read what the first destination now holds once, write it to
+        // every other destination.
+        let artifacts = match replicate::read(first, &subject.digest, formats, &counts).await {
+            Ok(a) => a,
+            Err(err) => {
+                problems.push(format!(
+                    "reading the signatures of {first}@{} failed: {err}",
+                    subject.digest
+                ));
+                continue;
+            }
+        };
+        let artifacts = &artifacts;
         let results: Vec<_> = stream::iter(subject.destinations[1..].iter())
             .map(|to| {
                 let counts = counts.clone();
                 async move {
                     (
                         to,
-                        replicate::replicate(first, to, &subject.digest, formats, &counts).await,
+                        replicate::write(first, artifacts, to, &subject.digest, &counts).await,
                     )
                 }
             })

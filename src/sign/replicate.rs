@@ -1,12 +1,56 @@
 //! Copying signature artifacts between repositories, byte for byte: the
 //! legacy `.sig` manifest (merged, never overwritten, when the destination
 //! already holds other signatures) and sigstore bundle referrers (plus the
-//! tag-schema index entry). A destination that already holds them gets no
-//! write at all, so a repeated run pushes nothing.
+//! tag-schema index entry). The origin is read once ([`read`]) and written
+//! to any number of destinations ([`write`]); a destination that already
+//! holds everything gets no write at all, so a repeated run pushes nothing.
 
 use super::store::{self, Counts};
 use super::{Error, Formats, Place, bundle_referrers, cosign};
-use crate::registry::{Digest, Reference};
+use crate::registry::{Descriptor, Digest, Manifest, Reference};
+
+/// The signature artifacts of one digest in one repository.
+#[derive(Clone, Debug, Default)]
+pub struct Artifacts {
+    /// The `.sig` manifest, when there is one (and legacy is wanted).
+    pub legacy: Option<Manifest>,
+    /// Bundle referrers: their index descriptor and manifest.
+    pub bundles: Vec<(Descriptor, Manifest)>,
+}
+
+impl Artifacts {
+    /// True when there is nothing to copy.
+    pub fn is_empty(&self) -> bool {
+        self.legacy.is_none() && self.bundles.is_empty()
+    }
+}
+
+fn sig_tag(digest: &Digest) -> Result<Reference, Error> {
+    Reference::tag(&cosign::signature_tag(digest)).map_err(|e| Error::Format(e.to_string()))
+}
+
+/// Read the signature artifacts of `digest` in `from`.
+pub async fn read(
+    from: &Place,
+    digest: &Digest,
+    formats: Formats,
+    counts: &Counts,
+) -> Result<Artifacts, Error> {
+    let reg = from.registry.as_ref();
+    let mut artifacts = Artifacts::default();
+    if formats.legacy {
+        artifacts.legacy = store::get_manifest(reg, &from.repo, &sig_tag(digest)?, counts).await?;
+    }
+    if formats.bundle {
+        for referrer in bundle_referrers(reg, &from.repo, digest, counts).await? {
+            let reference = Reference::Digest(referrer.digest);
+            if let Some(m) = store::get_manifest(reg, &from.repo, &reference, counts).await? {
+                artifacts.bundles.push((referrer, m));
+            }
+        }
+    }
+    Ok(artifacts)
+}
 
 /// Copy the signatures of `digest` from `from` to `to`. Returns whether
 /// anything was written.
@@ -17,12 +61,28 @@ pub async fn replicate(
     formats: Formats,
     counts: &Counts,
 ) -> Result<bool, Error> {
-    let mut wrote = false;
-    if formats.legacy {
-        wrote |= replicate_legacy(from, to, digest, counts).await?;
+    let artifacts = read(from, digest, formats, counts).await?;
+    write(from, &artifacts, to, digest, counts).await
+}
+
+/// Write `artifacts` (read from `from`) to `to`. Returns whether anything
+/// was written.
+pub async fn write(
+    from: &Place,
+    artifacts: &Artifacts,
+    to: &Place,
+    digest: &Digest,
+    counts: &Counts,
+) -> Result<bool, Error> {
+    if artifacts.is_empty() {
+        return Ok(false);
     }
-    if formats.bundle {
-        wrote |= replicate_bundles(from, to, digest, counts).await?;
+    let mut wrote = false;
+    if let Some(source) = &artifacts.legacy {
+        wrote |= write_legacy(from, source, to, digest, counts).await?;
+    }
+    if !artifacts.bundles.is_empty() {
+        wrote |= write_bundles(from, &artifacts.bundles, to, digest, counts).await?;
     }
     if wrote {
         Counts::bump(&counts.replicated);
@@ -30,20 +90,17 @@ pub async fn replicate(
     Ok(wrote)
 }
 
-async fn replicate_legacy(
+async fn write_legacy(
     from: &Place,
+    source: &Manifest,
     to: &Place,
     digest: &Digest,
     counts: &Counts,
 ) -> Result<bool, Error> {
-    let tag =
-        Reference::tag(&cosign::signature_tag(digest)).map_err(|e| Error::Format(e.to_string()))?;
+    let tag = sig_tag(digest)?;
     let (src, dst) = (from.registry.as_ref(), to.registry.as_ref());
-    let Some(source) = store::get_manifest(src, &from.repo, &tag, counts).await? else {
-        return Ok(false);
-    };
     let target = store::get_manifest(dst, &to.repo, &tag, counts).await?;
-    let source_layers = cosign::layers(&source)?;
+    let source_layers = cosign::layers(source)?;
     let (manifest, config) = match &target {
         Some(t) if t.digest() == source.digest() => return Ok(false),
         None => {
@@ -81,32 +138,26 @@ async fn replicate_legacy(
     Ok(true)
 }
 
-async fn replicate_bundles(
+async fn write_bundles(
     from: &Place,
+    bundles: &[(Descriptor, Manifest)],
     to: &Place,
     digest: &Digest,
     counts: &Counts,
 ) -> Result<bool, Error> {
     let (src, dst) = (from.registry.as_ref(), to.registry.as_ref());
-    let source = bundle_referrers(src, &from.repo, digest, counts).await?;
-    if source.is_empty() {
-        return Ok(false);
-    }
     let present = bundle_referrers(dst, &to.repo, digest, counts).await?;
     let mut wrote = false;
-    for referrer in source {
+    for (referrer, manifest) in bundles {
         if present.iter().any(|p| p.digest == referrer.digest) {
             continue;
         }
-        let reference = Reference::Digest(referrer.digest);
-        let Some(manifest) = store::get_manifest(src, &from.repo, &reference, counts).await? else {
-            continue;
-        };
         for blob in manifest.blobs().map_err(|e| Error::Format(e.to_string()))? {
             store::copy_blob(src, &from.repo, dst, &to.repo, &blob, counts).await?;
         }
-        store::push_manifest(dst, &to.repo, &reference, &manifest, counts).await?;
-        store::add_to_fallback_index(dst, &to.repo, digest, &referrer, counts).await?;
+        let reference = Reference::Digest(referrer.digest);
+        store::push_manifest(dst, &to.repo, &reference, manifest, counts).await?;
+        store::add_to_fallback_index(dst, &to.repo, digest, referrer, counts).await?;
         wrote = true;
     }
     Ok(wrote)
