@@ -16,6 +16,9 @@ use crate::report::summary::SUMMARY_BUDGET;
 /// ~150 bytes a row this stays far under the Check Run's 65 535 characters.
 const MAX_ROWS: usize = 200;
 
+/// Findings without a place listed in the summary; the rest are counted.
+const MAX_UNPLACED: usize = 50;
+
 /// A one-line title: the findings and the plan in numbers.
 #[must_use]
 pub fn title(results: &Results) -> String {
@@ -56,6 +59,7 @@ pub fn markdown(results: &Results) -> String {
     for note in &results.notes {
         let _ = writeln!(out, "{note}\n");
     }
+    write_unplaced(&mut out, results);
     if let Some(plan) = &results.plan {
         if results.confirm {
             let _ = writeln!(
@@ -88,6 +92,37 @@ pub fn markdown(results: &Results) -> String {
         }
     }
     out
+}
+
+/// Findings that no annotation can carry (registry and copy problems have
+/// no place in a manifest): listed here, the first [`MAX_UNPLACED`].
+fn write_unplaced(out: &mut String, results: &Results) {
+    let unplaced: Vec<_> = results
+        .findings
+        .iter()
+        .filter(|f| f.location.is_none())
+        .collect();
+    if unplaced.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "| Severity | Code | Problem |\n| --- | --- | --- |");
+    for f in unplaced.iter().take(MAX_UNPLACED) {
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} |",
+            f.severity,
+            cell(&f.code),
+            cell(&f.message)
+        );
+    }
+    if unplaced.len() > MAX_UNPLACED {
+        let _ = writeln!(
+            out,
+            "\n… and {} more: see the JSON report.",
+            unplaced.len() - MAX_UNPLACED
+        );
+    }
+    out.push('\n');
 }
 
 /// The plan's images: one row per destination.
@@ -180,4 +215,48 @@ pub fn append(path: &Path, markdown: &str) -> std::io::Result<()> {
     }
     file.write_all(b"\n")?;
     file.write_all(markdown.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::action::Finding;
+
+    #[test]
+    fn plan_rows_are_escaped_and_capped() {
+        let targets: Vec<Value> = (0..250)
+            .map(|i| json!({"destination": format!("reg/a|b{i}"), "copy": i % 2 == 0, "tags": ["v1"]}))
+            .collect();
+        let results = Results {
+            plan: Some(json!({
+                "images": [{"source": "s", "digest": "sha256:0123456789abcdef", "targets": targets}],
+                "counts": {"done": 1, "copy": 125, "tag_only": 125, "tag_move": 0, "lost": 0}
+            })),
+            findings: vec![Finding {
+                code: "M901".into(),
+                severity: "error".into(),
+                message: "cannot read `reg/x`: HTTP 401".into(),
+                help: None,
+                location: None,
+            }],
+            ..Results::default()
+        };
+        let text = markdown(&results);
+        assert!(
+            text.contains("| reg/a\\|b0 | `sha256:0123456789ab` | copy | v1 |"),
+            "{text}"
+        );
+        assert!(text.contains("… and 50 more row(s)"), "{text}");
+        assert!(
+            text.contains("| error | `M901` | cannot read 'reg/x': HTTP 401 |"),
+            "{text}"
+        );
+        assert!(text.contains("| to copy | 125 |"));
+        assert_eq!(
+            title(&results),
+            "1 error, 0 warnings · plan: 125 to copy, 125 tag only, 1 done"
+        );
+    }
 }
