@@ -358,6 +358,17 @@ pub struct SigningArgs {
     /// Which signature formats to write.
     #[arg(long, value_enum, default_value_t = SignatureFormat::Both)]
     pub signature_format: SignatureFormat,
+
+    /// With an identity and issuer below: the staging image's signatures,
+    /// where present, must verify and match, or the image is neither signed
+    /// nor replicated (reported as an error).
+    #[command(flatten)]
+    pub source_identity: IdentityArgs,
+
+    /// Every staging image must carry a signature that verifies and matches
+    /// the identity and issuer flags.
+    #[arg(long)]
+    pub require_signed_source: bool,
 }
 
 /// `--signature-format`.

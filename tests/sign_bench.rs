@@ -151,7 +151,7 @@ async fn sign_and_replicate_many_digests_to_many_mirrors() {
         let counts = signer.counts.clone();
         let before = (sigstore.stats(), requests(&client));
         let started = Instant::now();
-        let problems = phase::sign_and_replicate(&mut signer, &subjects, formats).await;
+        let problems = phase::sign_and_replicate(&mut signer, &subjects, formats, None).await;
         let seconds = started.elapsed().as_secs_f64();
         assert!(problems.is_empty(), "{problems:?}");
         let after = (sigstore.stats(), requests(&client));

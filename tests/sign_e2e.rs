@@ -48,6 +48,7 @@ fn text(out: &Output) -> String {
 
 struct World {
     sigstore: SigstoreServer,
+    source: String,
     _servers: Vec<RegistryServer>,
     destinations: Vec<(String, String)>,
     digests: Vec<(String, Digest)>,
@@ -92,12 +93,30 @@ impl World {
         std::fs::write(manifest.path(), yaml).unwrap();
         World {
             sigstore,
+            source: servers[0].host.clone(),
             _servers: servers,
             destinations,
             digests,
             manifest,
             client,
         }
+    }
+
+    /// A manifest promoting the two images from `source` to `destinations`.
+    fn manifest_for(&self, source: &str, destinations: &[String]) -> tempfile::NamedTempFile {
+        let mut yaml = format!("registries:\n- name: {source}\n  src: true\n");
+        for d in destinations {
+            yaml.push_str(&format!("- name: {d}\n"));
+        }
+        yaml.push_str("images:\n");
+        for (name, digest) in &self.digests {
+            yaml.push_str(&format!(
+                "- name: {name}\n  dmap:\n    \"{digest}\": [\"v1\"]\n"
+            ));
+        }
+        let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+        std::fs::write(file.path(), yaml).unwrap();
+        file
     }
 
     fn manifest(&self) -> &str {
@@ -470,29 +489,7 @@ async fn keyless_sign_replicate_and_verify_three_ways() {
     // copies a valid signature over (keeping the bad layer: never drop).
     let (reg, repo, digest) = world.places().pop().unwrap();
     let tag = Reference::tag(&format!("sha256-{}.sig", digest.hex())).unwrap();
-    let sig = reg.get_manifest(&repo, &tag).await.unwrap();
-    let mut m: serde_json::Value = serde_json::from_slice(sig.bytes()).unwrap();
-    let payload: Digest = m["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
-    let evil = String::from_utf8(read_blob(reg.as_ref(), &repo, &payload).await)
-        .unwrap()
-        .replace("registry.example", "registry.evil")
-        .into_bytes();
-    let evil_digest = Digest::of(&evil);
-    reg.push_blob(
-        &repo,
-        &evil_digest,
-        evil.len() as u64,
-        registry::stream::stream_from_bytes(evil.clone().into()),
-    )
-    .await
-    .unwrap();
-    m["layers"][0]["digest"] = evil_digest.to_string().into();
-    let tampered = registry::Manifest::new(
-        Some("application/vnd.oci.image.manifest.v1+json"),
-        m.to_string().into(),
-    )
-    .unwrap();
-    reg.push_manifest(&repo, &tag, &tampered).await.unwrap();
+    let evil_digest = tamper_legacy(reg.as_ref(), &repo, &digest).await;
     let policy = [
         "--certificate-identity",
         IDENTITY,
@@ -540,6 +537,36 @@ async fn keyless_sign_replicate_and_verify_three_ways() {
         tags_after.push(reg.list_tags(&repo).await.unwrap());
     }
     assert_eq!(tags_before, tags_after);
+}
+
+/// Replace the payload of the first `.sig` layer of `digest` by an altered
+/// one (annotations kept). Returns the new payload's digest.
+async fn tamper_legacy(reg: &dyn Registry, repo: &RepoName, digest: &Digest) -> Digest {
+    let tag = Reference::tag(&format!("sha256-{}.sig", digest.hex())).unwrap();
+    let sig = reg.get_manifest(repo, &tag).await.unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(sig.bytes()).unwrap();
+    let payload: Digest = m["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
+    let evil = String::from_utf8(read_blob(reg, repo, &payload).await)
+        .unwrap()
+        .replace("registry.example", "registry.evil")
+        .into_bytes();
+    let evil_digest = Digest::of(&evil);
+    reg.push_blob(
+        repo,
+        &evil_digest,
+        evil.len() as u64,
+        registry::stream::stream_from_bytes(evil.into()),
+    )
+    .await
+    .unwrap();
+    m["layers"][0]["digest"] = evil_digest.to_string().into();
+    let tampered = registry::Manifest::new(
+        Some("application/vnd.oci.image.manifest.v1+json"),
+        m.to_string().into(),
+    )
+    .unwrap();
+    reg.push_manifest(repo, &tag, &tampered).await.unwrap();
+    evil_digest
 }
 
 /// The first legacy `.sig` layer of `digest` as a sigstore bundle v0.1
@@ -736,4 +763,79 @@ async fn signing_key_for_air_gapped_use() {
     .unwrap();
     let bad = world.verify(&["--public-key", public.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staging_signatures_are_checked_before_they_travel() {
+    let world = World::new(&[]).await;
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), world.sigstore.token()).unwrap();
+    let token_args = ["--identity-token-file", token.path().to_str().unwrap()];
+    let root = world.sigstore.trusted_root();
+    let run = |manifest: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--manifest",
+            manifest,
+            "--confirm",
+            "--fulcio-url",
+            &world.sigstore.url,
+            "--rekor-url",
+            &world.sigstore.url,
+            "--trusted-root",
+            root.to_str().unwrap(),
+            "--signature-identity-prefix",
+            "registry.example",
+        ];
+        args.extend_from_slice(&token_args);
+        args.extend_from_slice(extra);
+        promoter(&args, &[])
+    };
+    // Sign the staging images: promote staging -> signed in the source
+    // registry, with signing.
+    let pre = world.manifest_for(
+        &format!("{}/staging", world.source),
+        &[format!("{}/signed", world.source)],
+    );
+    let out = run(pre.path().to_str().unwrap(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Break the legacy signature of the second image there.
+    let client = HttpClient::new(HttpOptions::default()).unwrap();
+    let source = registry::open(&world.source, &client).unwrap();
+    let (bad_name, bad_digest) = world.digests[1].clone();
+    tamper_legacy(
+        source.as_ref(),
+        &repo(&format!("signed/{bad_name}")),
+        &bad_digest,
+    )
+    .await;
+    // Promote from there with a source policy: the good image travels with
+    // its signatures, the tampered one is stopped.
+    let destinations: Vec<String> = world
+        .destinations
+        .iter()
+        .map(|(h, p)| format!("{h}/{p}"))
+        .collect();
+    let main = world.manifest_for(&format!("{}/signed", world.source), &destinations);
+    let out = run(
+        main.path().to_str().unwrap(),
+        &[
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+            "--require-signed-source",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("staging image's legacy signature is invalid"),
+        "{}",
+        text(&out)
+    );
+    for (reg, repo, digest) in world.places() {
+        let tag = Reference::tag(&format!("sha256-{}.sig", digest.hex())).unwrap();
+        let signed = reg.head_manifest(&repo, &tag).await.unwrap().is_some();
+        assert_eq!(signed, digest != bad_digest, "{repo}");
+    }
 }

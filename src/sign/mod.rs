@@ -197,6 +197,11 @@ impl Signer {
         })
     }
 
+    /// The trusted root the signer checks Rekor against.
+    pub fn trust(&self) -> &TrustedRoot {
+        &self.trust
+    }
+
     fn signing_key(&self) -> &Key {
         &self.key
     }

@@ -17,10 +17,10 @@ use super::crypto::Key;
 use super::oidc::TokenSource;
 use super::store::Counts;
 use super::trust::TrustedRoot;
-use super::verify::{Matcher, Policy, Verdict};
+use super::verify::{Matcher, Policy, Status, Verdict};
 use super::{Formats, Identity, Place, Signer, Subject, fulcio, rekor, replicate, verify};
 use crate::check::{self, Outcome};
-use crate::cli::{CheckArgs, ColorChoice, SigningArgs, VerifyArgs};
+use crate::cli::{CheckArgs, ColorChoice, IdentityArgs, SigningArgs, VerifyArgs};
 use crate::diagnostic::{Code, Counts as DiagnosticCounts, Diagnostic};
 use crate::plan::{self, Plan, Repo};
 use crate::registry::http::{HttpClient, HttpOptions};
@@ -163,8 +163,23 @@ async fn sign_plan(
             },
         ));
     }
+    let id = &args.source_identity;
+    let has_policy = id.certificate_identity.is_some() || id.certificate_identity_regexp.is_some();
+    if args.require_signed_source && !has_policy {
+        anyhow::bail!(
+            "--require-signed-source needs --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp]"
+        );
+    }
+    let source_check = if has_policy {
+        Some(SourceCheck {
+            policy: policy_of(id, None)?,
+            require: args.require_signed_source,
+        })
+    } else {
+        None
+    };
     diagnostics.extend(
-        sign_and_replicate(&mut signer, &subjects, formats)
+        sign_and_replicate(&mut signer, &subjects, formats, source_check.as_ref())
             .await
             .into_iter()
             .map(failure),
@@ -189,11 +204,33 @@ pub async fn sign_and_replicate(
     signer: &mut Signer,
     subjects: &[(Place, Subject)],
     formats: Formats,
+    source_check: Option<&SourceCheck>,
 ) -> Vec<String> {
     let counts = signer.counts.clone();
     let mut problems = Vec::new();
     for (source, subject) in subjects {
         let first = &subject.destinations[0];
+        if let Some(check) = source_check {
+            let verdict = verify::check(
+                source,
+                &subject.digest,
+                Formats {
+                    legacy: true,
+                    bundle: true,
+                },
+                &check.policy,
+                signer.trust(),
+                &counts,
+            )
+            .await;
+            if let Some(why) = check.refusal(&verdict) {
+                problems.push(format!(
+                    "{source}@{}: {why}; not signed, its signatures not copied",
+                    subject.digest
+                ));
+                continue;
+            }
+        }
         // The staging image's own signatures travel with it, as kpromo's do.
         if let Err(err) =
             replicate::replicate(source, first, &subject.digest, formats, &counts).await
@@ -245,6 +282,46 @@ pub async fn sign_and_replicate(
     problems
 }
 
+/// How `run` checks the staging image's own signatures.
+#[derive(Clone, Debug)]
+pub struct SourceCheck {
+    /// Identity and issuer (or key) they must match.
+    pub policy: Policy,
+    /// A staging image without a valid signature is refused.
+    pub require: bool,
+}
+
+impl SourceCheck {
+    /// Why `verdict` stops the image, if it does: an invalid or unreadable
+    /// signature always; none at all only with `require`.
+    pub fn refusal(&self, verdict: &Verdict) -> Option<String> {
+        for (format, status) in [("legacy", &verdict.legacy), ("bundle", &verdict.bundle)] {
+            if matches!(status, Status::Invalid(_) | Status::Error(_)) {
+                return Some(format!(
+                    "the staging image's {format} signature is {}",
+                    status.label()
+                ));
+            }
+        }
+        let valid = verdict.legacy == Status::Valid || verdict.bundle == Status::Valid;
+        (self.require && !valid).then(|| "the staging image is not signed".to_owned())
+    }
+}
+
+fn policy_of(id: &IdentityArgs, public_key: Option<Vec<u8>>) -> anyhow::Result<Policy> {
+    Ok(Policy {
+        identity: Matcher::new(
+            id.certificate_identity.as_deref(),
+            id.certificate_identity_regexp.as_deref(),
+        )?,
+        issuer: Matcher::new(
+            id.certificate_oidc_issuer.as_deref(),
+            id.certificate_oidc_issuer_regexp.as_deref(),
+        )?,
+        public_key,
+    })
+}
+
 /// `promoter verify`.
 pub async fn verify_command(args: &VerifyArgs) -> anyhow::Result<Outcome> {
     let check_args = CheckArgs {
@@ -270,18 +347,7 @@ pub async fn verify_command(args: &VerifyArgs) -> anyhow::Result<Outcome> {
         )?),
         None => None,
     };
-    let id = &args.identity;
-    let policy = Policy {
-        identity: Matcher::new(
-            id.certificate_identity.as_deref(),
-            id.certificate_identity_regexp.as_deref(),
-        )?,
-        issuer: Matcher::new(
-            id.certificate_oidc_issuer.as_deref(),
-            id.certificate_oidc_issuer_regexp.as_deref(),
-        )?,
-        public_key,
-    };
+    let policy = policy_of(&args.identity, public_key)?;
     if matches!(policy.identity, Matcher::Any) && policy.public_key.is_none() {
         anyhow::bail!(
             "give --certificate-identity or --certificate-identity-regexp (or --public-key for key-signed images)"
