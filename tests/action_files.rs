@@ -7,8 +7,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use clap::CommandFactory;
 use promoter::action::OUTPUTS;
-use promoter::action::inputs::{NAMES, PASS_THROUGH};
+use promoter::action::inputs::{For, NAMES, PASS_THROUGH};
+use promoter::cli::Cli;
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
@@ -54,6 +56,39 @@ fn action_yml_declares_what_the_binary_reads_and_writes() {
     assert!(yml.contains("default: ${{ github.token }}"));
     assert!(yml.contains("  using: docker\n  image: Dockerfile\n"));
     assert!(yml.contains("  args:\n    - action\n"));
+}
+
+#[test]
+fn pass_through_inputs_are_flags_of_their_commands() {
+    let cli = Cli::command();
+    let flags = |command: &str| -> BTreeSet<String> {
+        cli.find_subcommand(command)
+            .unwrap_or_else(|| panic!("no `promoter {command}`"))
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(String::from))
+            .collect()
+    };
+    let (run, verify) = (flags("run"), flags("verify"));
+    for (name, target) in PASS_THROUGH {
+        if matches!(target, For::Run | For::Both) {
+            assert!(run.contains(*name), "`run` has no --{name}");
+        }
+        if matches!(target, For::Verify | For::Both) {
+            assert!(verify.contains(*name), "`verify` has no --{name}");
+        }
+    }
+    // The action's own flags of the commands.
+    for flag in [
+        "manifest",
+        "thin-manifest-dir",
+        "format",
+        "report",
+        "confirm",
+        "sign",
+    ] {
+        assert!(run.contains(flag), "`run` has no --{flag}");
+    }
+    assert!(verify.contains("fix"));
 }
 
 #[test]

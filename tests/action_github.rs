@@ -487,6 +487,51 @@ fn push_to_the_default_branch_promotes_then_finds_nothing_to_do() {
 }
 
 #[test]
+fn verify_mode_runs_verify_with_its_inputs() {
+    let repo = Repo::new(hello_only, hello_only);
+    let api = GitHubApi::start();
+    let run = action(&repo, "push", "push", &api, &[("sign", "false")]);
+    assert_eq!(run.output("promoted"), Some("1"), "{}", describe(&run));
+    let run = action(
+        &repo,
+        "workflow_dispatch",
+        "workflow_dispatch",
+        &api,
+        &[
+            ("mode", "verify"),
+            (
+                "certificate-identity",
+                "https://github.com/octo-org/images/.github/workflows/promote.yml@refs/heads/main",
+            ),
+            (
+                "certificate-oidc-issuer",
+                "https://token.actions.githubusercontent.com",
+            ),
+            ("max-rps", "5"),
+        ],
+    );
+    // Promoted unsigned: verify finds the signature missing.
+    assert_eq!(run.code, 1, "{}", describe(&run));
+    assert!(
+        run.stderr.contains(
+            "promoter verify --manifest=promoter.yaml --certificate-identity=https://github.com/"
+        ),
+        "{}",
+        describe(&run)
+    );
+    // max-rps is a flag of run only.
+    assert!(!run.stderr.contains("--max-rps"), "{}", describe(&run));
+    assert!(
+        run.summary.contains("lack a valid signature"),
+        "{}",
+        run.summary
+    );
+    assert_eq!(run.output("conclusion"), Some("failure"));
+    let checks = api.requests_to("/check-runs");
+    assert_eq!(checks.last().unwrap().body["conclusion"], "failure");
+}
+
+#[test]
 fn merge_group_compares_with_its_base_commit() {
     // The head moves tag v1.0.0 of hello to another digest.
     let moved = |root: &Path| manifest(root, &[("hello", ECHO, &["v1.0.0"])], "");

@@ -52,7 +52,7 @@ pub enum For {
 /// `--<input>=<value>` when not empty: the signing, verification and rate
 /// options, whose flags those commands own (README "Signing").
 pub const PASS_THROUGH: &[(&str, For)] = &[
-    ("max-rps", For::Both),
+    ("max-rps", For::Run),
     ("concurrency", For::Both),
     ("signing-key", For::Run),
     ("identity-token-file", For::Run),
@@ -61,10 +61,10 @@ pub const PASS_THROUGH: &[(&str, For)] = &[
     ("signature-identity-prefix", For::Run),
     ("trusted-root", For::Both),
     ("signature-format", For::Both),
-    ("certificate-identity", For::Verify),
-    ("certificate-identity-regexp", For::Verify),
-    ("certificate-oidc-issuer", For::Verify),
-    ("certificate-oidc-issuer-regexp", For::Verify),
+    ("certificate-identity", For::Both),
+    ("certificate-identity-regexp", For::Both),
+    ("certificate-oidc-issuer", For::Both),
+    ("certificate-oidc-issuer-regexp", For::Both),
     ("public-key", For::Verify),
 ];
 
@@ -325,7 +325,7 @@ mod tests {
         assert_eq!(inputs.fail_on, FailOn::Warning);
         assert_eq!(
             inputs.pass_through,
-            [("max-rps", For::Both, "20".to_string())]
+            [("max-rps", For::Run, "20".to_string())]
         );
         assert!(inputs.summary && inputs.check_run && !inputs.comment);
         assert_eq!(inputs.report, DEFAULT_REPORT);

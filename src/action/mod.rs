@@ -161,6 +161,13 @@ pub async fn run() -> anyhow::Result<Outcome> {
             .phases
             .push(("verify".into(), started.elapsed().as_secs_f64()));
         results.exit = results.exit.max(code);
+        results.notes.push(match code {
+            0 => "**Verify:** every destination image carries a valid signature.".into(),
+            1 => "**Verify:** some destination images lack a valid signature; the table is \
+                  in the log."
+                .into(),
+            _ => "**Verify:** `promoter verify` failed; its error is in the log.".into(),
+        });
     }
 
     let failing = is_failing(&results, inputs.fail_on);
