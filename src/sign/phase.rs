@@ -208,6 +208,9 @@ pub async fn sign_and_replicate(
 ) -> Vec<String> {
     let counts = signer.counts.clone();
     let mut problems = Vec::new();
+    // Signing is sequential (one key, one certificate, cheap per digest);
+    // replication, the bulk of the requests, runs concurrently below.
+    let mut signed = Vec::with_capacity(subjects.len());
     for (source, subject) in subjects {
         let first = &subject.destinations[0];
         if let Some(check) = source_check {
@@ -244,42 +247,64 @@ pub async fn sign_and_replicate(
             problems.push(format!("signing {first}@{} failed: {err}", subject.digest));
             continue;
         }
-        // Read what the first destination now holds once, write it to
-        // every other destination.
-        let artifacts = match replicate::read(first, &subject.digest, formats, &counts).await {
-            Ok(a) => a,
-            Err(err) => {
-                problems.push(format!(
-                    "reading the signatures of {first}@{} failed: {err}",
-                    subject.digest
-                ));
-                continue;
-            }
-        };
-        let artifacts = &artifacts;
-        let results: Vec<_> = stream::iter(subject.destinations[1..].iter())
-            .map(|to| {
-                let counts = counts.clone();
-                async move {
-                    (
-                        to,
-                        replicate::write(first, artifacts, to, &subject.digest, &counts).await,
-                    )
-                }
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        for (to, result) in results {
-            if let Err(err) = result {
-                problems.push(format!(
-                    "copying the signatures of {}@{} to {to} failed: {err}",
-                    first, subject.digest
-                ));
-            }
-        }
+        signed.push(subject);
     }
+    // Per digest: read what the first destination holds once, write it to
+    // every other destination. REPLICATE_DIGESTS digests at a time, each to
+    // REPLICATE_MIRRORS mirrors at a time.
+    let results: Vec<Vec<String>> = stream::iter(signed)
+        .map(|subject| {
+            let counts = counts.clone();
+            async move { replicate_subject(subject, formats, &counts).await }
+        })
+        .buffer_unordered(REPLICATE_DIGESTS)
+        .collect()
+        .await;
+    problems.extend(results.into_iter().flatten());
     problems
+}
+
+/// Digests replicated at once. With [`REPLICATE_MIRRORS`], up to 32
+/// requests in flight: the copy phase's default concurrency is 16, and
+/// signature artifacts are a few hundred bytes, so requests, not bytes,
+/// are the cost.
+const REPLICATE_DIGESTS: usize = 4;
+/// Mirrors written at once per digest.
+const REPLICATE_MIRRORS: usize = 8;
+
+async fn replicate_subject(subject: &Subject, formats: Formats, counts: &Counts) -> Vec<String> {
+    let first = &subject.destinations[0];
+    let artifacts = match replicate::read(first, &subject.digest, formats, counts).await {
+        Ok(a) => a,
+        Err(err) => {
+            return vec![format!(
+                "reading the signatures of {first}@{} failed: {err}",
+                subject.digest
+            )];
+        }
+    };
+    let artifacts = &artifacts;
+    let results: Vec<_> = stream::iter(subject.destinations[1..].iter())
+        .map(|to| async move {
+            (
+                to,
+                replicate::write(first, artifacts, to, &subject.digest, counts).await,
+            )
+        })
+        .buffer_unordered(REPLICATE_MIRRORS)
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .filter_map(|(to, result)| {
+            result.err().map(|err| {
+                format!(
+                    "copying the signatures of {first}@{} to {to} failed: {err}",
+                    subject.digest
+                )
+            })
+        })
+        .collect()
 }
 
 /// How `run` checks the staging image's own signatures.
