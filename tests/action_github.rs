@@ -615,3 +615,32 @@ fn a_missing_base_commit_says_to_fetch_history() {
     assert_eq!(run.code, 2, "{}", describe(&run));
     assert!(run.stderr.contains("fetch-depth: 0"), "{}", describe(&run));
 }
+
+#[test]
+fn check_run_annotations_stop_at_40_requests() {
+    // 2,100 errors: 2,000 annotations in 40 requests, the rest counted.
+    let broken = |root: &Path| {
+        let mut extra = String::from("- name: zz-broken\n  dmap:\n");
+        for i in 0..2100 {
+            extra.push_str(&format!("    \"sha256:{i:04}\": [\"t{i:04}\"]\n"));
+        }
+        manifest(root, &[("hello", HELLO, &["v1.0.0"])], &extra)
+    };
+    let repo = Repo::new(hello_only, broken);
+    let api = GitHubApi::start();
+    let run = action(&repo, "pull_request", "pull_request", &api, &[]);
+    assert_eq!(run.code, 1, "{}", describe(&run));
+    assert_eq!(run.output("errors"), Some("2100"));
+    let checks = api.requests_to("/check-runs");
+    assert_eq!(checks.len(), 40);
+    assert!(checks.iter().all(|r| {
+        r.body["output"]["annotations"]
+            .as_array()
+            .is_some_and(|a| a.len() == 50)
+    }));
+    let summary = checks[0].body["output"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("100 more finding(s) are not annotated"),
+        "{summary}"
+    );
+}

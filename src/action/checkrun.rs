@@ -15,6 +15,12 @@ use super::api::{ApiError, GitHub};
 /// GitHub's limit on annotations in one create or update request.
 pub const ANNOTATIONS_PER_REQUEST: usize = 50;
 
+/// Requests per Check Run at most: GitHub's secondary rate limit allows
+/// about 80 content-creating requests a minute, so 40 leaves room for the
+/// comment and for other steps of the job. 40 x 50 = 2,000 annotations; the
+/// rest are counted in the summary (all of them are in the JSON report).
+pub const MAX_REQUESTS: usize = 40;
+
 /// GitHub's limit on `output.summary` and `output.text`, in characters.
 pub const OUTPUT_LIMIT: usize = 65_535;
 
@@ -41,9 +47,19 @@ pub struct CheckRun<'a> {
 /// The first failing call's error; [`ApiError::is_forbidden`] tells a
 /// read-only token from a real failure.
 pub async fn publish(github: &GitHub, run: &CheckRun<'_>) -> Result<(u64, usize), ApiError> {
-    let annotations: Vec<Value> = run.findings.iter().filter_map(annotation).collect();
+    let mut annotations: Vec<Value> = run.findings.iter().filter_map(annotation).collect();
+    let mut summary = run.summary.clone();
+    let cap = MAX_REQUESTS * ANNOTATIONS_PER_REQUEST;
+    if annotations.len() > cap {
+        summary.push_str(&format!(
+            "\n\n{} more finding(s) are not annotated here (at most {cap} per Check Run); \
+             they are in the job summary and the JSON report.\n",
+            annotations.len() - cap
+        ));
+        annotations.truncate(cap);
+    }
     let mut batches = annotations.chunks(ANNOTATIONS_PER_REQUEST);
-    let summary = truncate(&run.summary, OUTPUT_LIMIT);
+    let summary = truncate(&summary, OUTPUT_LIMIT);
     let output = |batch: &[Value]| {
         json!({
             "title": run.title,
