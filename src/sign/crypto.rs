@@ -217,20 +217,13 @@ fn der_utf8(value: &[u8]) -> Option<String> {
 }
 
 /// Check that `issuer_der` signed `cert_der` (ECDSA with SHA-256 or SHA-384
-/// by a P-256 key) and that the names chain.
+/// by a P-256 or P-384 key) and that the names chain.
 pub fn verify_issued_by(cert_der: &[u8], issuer_der: &[u8]) -> Result<(), Error> {
     let cert = parse(cert_der)?;
     let issuer = parse(issuer_der)?;
     if cert.issuer().as_raw() != issuer.subject().as_raw() {
         return Err(Error::Verify("issuer name does not match".into()));
     }
-    let key = VerifyingKey::from_public_key_der(issuer.public_key().raw).map_err(|e| {
-        Error::Verify(format!(
-            "the CA key is not P-256 (only P-256 CAs are supported): {e}"
-        ))
-    })?;
-    let signature = Signature::from_der(&cert.signature_value.data)
-        .map_err(|e| Error::Verify(format!("bad certificate signature: {e}")))?;
     let tbs = cert.tbs_certificate.as_ref();
     let prehash = match cert.signature_algorithm.algorithm.to_id_string().as_str() {
         "1.2.840.10045.4.3.2" => sha2::Sha256::digest(tbs).to_vec(),
@@ -241,8 +234,26 @@ pub fn verify_issued_by(cert_der: &[u8], issuer_der: &[u8]) -> Result<(), Error>
             )));
         }
     };
-    key.verify_prehash(&prehash, &signature)
-        .map_err(|_| Error::Verify("the certificate's signature does not verify".into()))
+    // Fulcio's public-good intermediate and root are P-384; test CAs P-256.
+    let spki = issuer.public_key().raw;
+    let signature = cert.signature_value.data.as_ref();
+    let ok = if let Ok(key) = VerifyingKey::from_public_key_der(spki) {
+        Signature::from_der(signature).is_ok_and(|sig| key.verify_prehash(&prehash, &sig).is_ok())
+    } else if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_der(spki) {
+        p384::ecdsa::Signature::from_der(signature)
+            .is_ok_and(|sig| key.verify_prehash(&prehash, &sig).is_ok())
+    } else {
+        return Err(Error::Verify(
+            "the CA key is neither P-256 nor P-384".into(),
+        ));
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Verify(
+            "the certificate's signature does not verify".into(),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -266,5 +277,26 @@ mod tests {
     fn utf8_extension() {
         assert_eq!(der_utf8(b"\x0c\x03abc").as_deref(), Some("abc"));
         assert_eq!(der_utf8(b"\x04\x03abc"), None);
+    }
+}
+
+#[cfg(test)]
+mod public_good {
+    use super::*;
+    use crate::sign::trust::TrustedRoot;
+
+    #[test]
+    fn public_fulcio_chain_verifies_with_p384() {
+        let root = TrustedRoot::load(None).unwrap();
+        // Some chain of the public-good root: intermediate then root (P-384).
+        let checked = root
+            .ca_certs
+            .windows(2)
+            .filter(|pair| verify_issued_by(&pair[0], &pair[1]).is_ok())
+            .count();
+        assert!(
+            checked > 0,
+            "no P-384 intermediate verified against its root"
+        );
     }
 }

@@ -43,20 +43,7 @@ pub async fn request_certificate(
             "proofOfPossession": b64(key.sign(token.challenge().as_bytes())),
         },
     });
-    let response = client
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| Error::Http {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
-    let status = response.status();
-    let text = response.text().await.map_err(|e| Error::Http {
-        url: url.clone(),
-        message: e.to_string(),
-    })?;
+    let (status, text) = super::post_json(client, &url, &body).await?;
     if !status.is_success() {
         return Err(Error::Fulcio(format!(
             "{url} answered {status}: {}",

@@ -169,6 +169,46 @@ pub fn http_client() -> Result<reqwest::Client, Error> {
         })
 }
 
+/// POST `body` as JSON to `url`; returns the status and the body text.
+/// Connection errors, 429 and 5xx are retried (3 attempts, 1 s then 2 s):
+/// Fulcio and Rekor answer a repeated request safely (a new certificate; an
+/// existing entry is a 409 that the caller reports).
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<(reqwest::StatusCode, String), Error> {
+    let mut delay = std::time::Duration::from_secs(1);
+    let mut attempt = 1;
+    loop {
+        let outcome = match client.post(url).json(body).send().await {
+            Ok(response) => {
+                let status = response.status();
+                match response.text().await {
+                    Ok(text) => Ok((status, text)),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let transient = match &outcome {
+            Ok((status, _)) => {
+                status.is_server_error() || *status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            }
+            Err(_) => true,
+        };
+        if !transient || attempt == 3 {
+            return outcome.map_err(|message| Error::Http {
+                url: url.to_owned(),
+                message,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+        attempt += 1;
+    }
+}
+
 impl Signer {
     /// A signer. Nothing is requested until the first signature.
     pub fn new(

@@ -90,20 +90,7 @@ pub async fn upload(
     entry: &serde_json::Value,
 ) -> Result<LogEntry, Error> {
     let url = format!("{}/api/v1/log/entries", base_url.trim_end_matches('/'));
-    let response = client
-        .post(&url)
-        .json(entry)
-        .send()
-        .await
-        .map_err(|e| Error::Http {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
-    let status = response.status();
-    let text = response.text().await.map_err(|e| Error::Http {
-        url: url.clone(),
-        message: e.to_string(),
-    })?;
+    let (status, text) = super::post_json(client, &url, entry).await?;
     if !status.is_success() {
         return Err(Error::Rekor(format!(
             "{url} answered {status}: {}",
