@@ -644,3 +644,45 @@ fn check_run_annotations_stop_at_40_requests() {
         "{summary}"
     );
 }
+
+#[test]
+fn a_passing_github_error_is_retried_and_a_lasting_one_only_warns() {
+    let broken = |root: &Path| {
+        let mut extra = String::from("- name: zz-broken\n  dmap:\n");
+        for i in 0..60 {
+            extra.push_str(&format!("    \"sha256:{i:03}\": [\"t{i:03}\"]\n"));
+        }
+        manifest(root, &[("hello", HELLO, &["v1.0.0"])], &extra)
+    };
+    let repo = Repo::new(hello_only, broken);
+    let api = GitHubApi::start();
+    // One 502 on the update: tried again, every annotation arrives.
+    api.fail_next(1, "/check-runs/");
+    let run = action(&repo, "pull_request", "pull_request", &api, &[]);
+    assert_eq!(run.code, 1, "{}", describe(&run));
+    let methods: Vec<String> = api
+        .requests_to("/check-runs")
+        .into_iter()
+        .map(|r| r.method)
+        .collect();
+    assert_eq!(methods, ["POST", "PATCH", "PATCH"]);
+    assert!(
+        !run.stdout.contains("title=promoter action"),
+        "{}",
+        describe(&run)
+    );
+
+    // A creation that keeps failing is not repeated (no duplicate runs),
+    // warns, and leaves the exit code to the findings.
+    let api = GitHubApi::start();
+    api.fail_next(10, "/check-runs");
+    let run = action(&repo, "pull_request", "pull_request", &api, &[]);
+    assert_eq!(run.code, 1, "{}", describe(&run));
+    assert_eq!(api.requests_to("/check-runs").len(), 1);
+    assert!(
+        run.stdout
+            .contains("::warning title=promoter action::cannot create the Check Run"),
+        "{}",
+        describe(&run)
+    );
+}

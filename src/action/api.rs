@@ -15,6 +15,12 @@ use serde_json::Value;
 /// Each call's limit: reporting must never hold the job for long.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Attempts per call. A 5xx or 429 answer, or a lost connection, is tried
+/// again after [`RETRY_DELAY`] times the attempt number: GitHub's API has
+/// short hiccups, and a report lost to one is a report nobody sees.
+const ATTEMPTS: u32 = 3;
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+
 /// The version of the REST API the request and response shapes follow.
 const API_VERSION: &str = "2022-11-28";
 
@@ -39,6 +45,18 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Worth another attempt. A POST is repeated only when it never reached
+    /// GitHub (a refused connection), so that no Check Run or comment is
+    /// created twice.
+    fn is_retryable(&self, method: &str) -> bool {
+        match self {
+            ApiError::Status { status, .. } => {
+                method != "POST" && (*status == 429 || *status >= 500)
+            }
+            ApiError::Transport { source, .. } => method != "POST" || source.is_connect(),
+        }
+    }
+
     /// The token may not do this (fork pull requests, missing `permissions:`).
     #[must_use]
     pub fn is_forbidden(&self) -> bool {
@@ -97,6 +115,24 @@ impl GitHub {
     ///
     /// On a transport failure or a status other than 2xx.
     pub async fn call(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let mut attempt = 1;
+        loop {
+            match self.call_once(method, path, body).await {
+                Err(err) if attempt < ATTEMPTS && err.is_retryable(method) => {
+                    tokio::time::sleep(RETRY_DELAY * attempt).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn call_once(
         &self,
         method: &'static str,
         path: &str,

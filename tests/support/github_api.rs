@@ -43,6 +43,9 @@ struct State {
     /// Answer 403 to check-run creation, as for a fork's read-only token.
     forbid_checks: bool,
     forbid_comments: bool,
+    /// Answer 502 to this many requests (to a path containing `fail_on`).
+    failures: usize,
+    fail_on: String,
 }
 
 /// The running stand-in.
@@ -78,6 +81,13 @@ impl GitHubApi {
     /// Comment calls answer 403 from now on.
     pub fn forbid_comments(&self) {
         self.state.lock().unwrap().forbid_comments = true;
+    }
+
+    /// The next `count` requests whose path contains `part` answer 502.
+    pub fn fail_next(&self, count: usize, part: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.failures = count;
+        state.fail_on = part.to_string();
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -138,6 +148,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         200 => "OK",
         201 => "Created",
         403 => "Forbidden",
+        502 => "Bad Gateway",
         _ => "Not Found",
     };
     let mut stream = reader.into_inner();
@@ -152,6 +163,10 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
 
 fn respond(request: &Request, state: &mut State) -> (u16, Value) {
     state.requests.push(request.clone());
+    if state.failures > 0 && request.path.contains(&state.fail_on) {
+        state.failures -= 1;
+        return (502, json!({"message": "Server Error"}));
+    }
     let (path, _query) = request
         .path
         .split_once('?')
