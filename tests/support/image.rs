@@ -80,12 +80,19 @@ impl TestImage {
     /// Build an image; different seeds give different digests. Layers: a
     /// shared 1 MiB base, plus 2 MiB (amd64) and 1.5 MiB (arm64).
     pub fn build(seed: u64) -> TestImage {
+        TestImage::build_sized(seed, 1 << 20, [2 << 20, 3 << 19])
+    }
+
+    /// Build an image with a shared base layer of `base_len` bytes and one
+    /// layer per platform (amd64, arm64) of the given lengths (uncompressed;
+    /// the data is incompressible, so the blobs are about as large).
+    pub fn build_sized(seed: u64, base_len: usize, platform_lens: [usize; 2]) -> TestImage {
         let mut noise = Noise::new(seed);
-        let (base, base_diff) = gzip_tar_layer("base.bin", 1 << 20, &mut noise);
+        let (base, base_diff) = gzip_tar_layer("base.bin", base_len, &mut noise);
         let base = TestBlob::new(base);
         let mut blobs = vec![base.clone()];
         let mut manifests = Vec::new();
-        for (arch, len) in [("amd64", 2 << 20), ("arm64", 3 << 19)] {
+        for (arch, len) in [("amd64", platform_lens[0]), ("arm64", platform_lens[1])] {
             let (layer, diff) = gzip_tar_layer(&format!("{arch}.bin"), len, &mut noise);
             let layer = TestBlob::new(layer);
             let config = TestBlob::new(

@@ -9,6 +9,7 @@
 pub mod certs;
 pub mod conformance;
 pub mod image;
+pub mod promote;
 pub mod server;
 pub mod skopeo;
 pub mod token;

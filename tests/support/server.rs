@@ -5,8 +5,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use super::certs;
 use super::token::{self, TokenServer};
@@ -41,7 +41,58 @@ pub struct RegistryServer {
     pub token_server: Option<TokenServer>,
     /// Storage and config directory.
     pub dir: tempfile::TempDir,
+    /// Every line the registry logged, in order (see [`Self::requests`]).
+    log: Arc<Mutex<Vec<String>>>,
     child: Child,
+}
+
+/// One HTTP request, as the registry itself logged it (`response completed`
+/// lines): an independent count of what a client sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedRequest {
+    /// `GET`, `HEAD`, `PUT`, ...
+    pub method: String,
+    /// Path and query, e.g. `/v2/app/tags/list`.
+    pub uri: String,
+    /// HTTP status of the response.
+    pub status: u16,
+    /// The client's `User-Agent`.
+    pub user_agent: String,
+}
+
+impl LoggedRequest {
+    /// Parse a `response completed` log line; `None` for any other line.
+    pub fn parse(line: &str) -> Option<LoggedRequest> {
+        if !line.contains("msg=\"response completed") {
+            return None;
+        }
+        Some(LoggedRequest {
+            method: log_field(line, "http.request.method")?,
+            uri: log_field(line, "http.request.uri")?,
+            status: log_field(line, "http.response.status")?.parse().ok()?,
+            user_agent: log_field(line, "http.request.useragent").unwrap_or_default(),
+        })
+    }
+}
+
+/// The value of `key=value` or `key="quoted value"` in a logfmt line.
+fn log_field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    let rest = &line[start..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let mut value = String::new();
+        let mut chars = quoted.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => value.extend(chars.next()),
+                '"' => return Some(value),
+                c => value.push(c),
+            }
+        }
+        None
+    } else {
+        Some(rest.split(' ').next().unwrap_or_default().to_string())
+    }
 }
 
 impl RegistryServer {
@@ -108,6 +159,8 @@ impl RegistryServer {
             .expect("start docker-registry");
         let stderr = child.stderr.take().expect("registry stderr");
         let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log_writer = log.clone();
         std::thread::spawn(move || {
             // Keep draining the log after the port is known, so the
             // registry never blocks on a full pipe.
@@ -128,6 +181,10 @@ impl RegistryServer {
                 if std::env::var_os("PROMOTER_TEST_REGISTRY_LOG").is_some() {
                     eprintln!("registry: {line}");
                 }
+                log_writer
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
             }
         });
         let addr = match rx.recv_timeout(Duration::from_secs(20)) {
@@ -147,7 +204,57 @@ impl RegistryServer {
             ca_pem,
             token_server,
             dir,
+            log,
             child,
+        }
+    }
+
+    /// A mark in the request log: pass it to [`Self::requests_since`] to
+    /// see only what came after.
+    pub fn log_mark(&self) -> usize {
+        self.settle_log();
+        self.log.lock().unwrap().len()
+    }
+
+    /// Every request the registry has logged so far.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.requests_since(0)
+    }
+
+    /// The requests logged after `mark` (from [`Self::log_mark`]). Waits
+    /// until the log has been quiet for a moment first: the registry logs a
+    /// request just after answering it, so a client may have exited before
+    /// its last line is written.
+    pub fn requests_since(&self, mark: usize) -> Vec<LoggedRequest> {
+        self.settle_log();
+        self.log.lock().unwrap()[mark..]
+            .iter()
+            .filter_map(|l| LoggedRequest::parse(l))
+            .collect()
+    }
+
+    /// The requests logged so far, without waiting (for polling while a
+    /// client runs).
+    pub fn requests_now(&self) -> Vec<LoggedRequest> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| LoggedRequest::parse(l))
+            .collect()
+    }
+
+    /// Wait until no new log line arrived for 150 ms (at most 5 s).
+    fn settle_log(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = self.log.lock().unwrap().len();
+        loop {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = self.log.lock().unwrap().len();
+            if now == seen || Instant::now() > deadline {
+                return;
+            }
+            seen = now;
         }
     }
 

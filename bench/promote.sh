@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Side by side: `promoter run --confirm` against `skopeo sync --all
+# --preserve-digests` (skopeo 1.9, one process per destination in parallel),
+# alternated A/B/A/B on local docker-registry instances. Needs the packages
+# `.ci/run` installs (docker-registry, skopeo), python3 and /usr/bin/time
+# (Debian package `time`).
+#
+# Defaults follow issue 4: 50 two-platform images (2 layers per platform,
+# one shared, 1-4 MiB each) in 10 repositories, one source, 4 destinations,
+# fresh destinations for every copy, 2 rounds. Override with the environment:
+#   IMAGES=50 REPOS=10 DESTS=4 ROUNDS=2 MIN_MIB=1 MAX_MIB=4 bench/promote.sh
+# BENCH_JSON=out.json also writes every measurement as JSON.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin promoter
+exec python3 bench/promote.py
