@@ -335,7 +335,7 @@ fn run_step(inputs: &Inputs, confirm: bool, results: &mut Results) -> anyhow::Re
             phase.get(0).and_then(Value::as_str),
             phase.get(1).and_then(Value::as_f64),
         ) {
-            results.phases.push((name.to_string(), secs));
+            results.phases.push((format!("run: {name}"), secs));
         }
     }
     Ok(())

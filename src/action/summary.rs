@@ -51,7 +51,12 @@ pub fn title(results: &Results) -> String {
 pub fn markdown(results: &Results) -> String {
     let mut out = String::new();
     let (errors, warnings, notes) = results.counts();
-    let _ = writeln!(out, "## promoter\n");
+    let heading = match (&results.plan, results.confirm) {
+        (Some(_), true) => "## promoter: promotion",
+        (Some(_), false) => "## promoter: dry-run plan",
+        (None, _) => "## promoter",
+    };
+    let _ = writeln!(out, "{heading}\n");
     let _ = writeln!(
         out,
         "**Findings:** {errors} error(s), {warnings} warning(s), {notes} note(s).\n"
