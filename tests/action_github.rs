@@ -557,7 +557,7 @@ fn schedule_runs_what_the_inputs_say() {
     let run = action(&repo, "schedule", "schedule", &api, &[("mode", "run")]);
     assert_eq!(run.code, 0, "{}", describe(&run));
     assert!(
-        run.stderr.contains("schedule: dry-run plan"),
+        run.stderr.contains("schedule: check, then dry-run plan"),
         "{}",
         describe(&run)
     );

@@ -10,6 +10,9 @@
 //! - `workflow_dispatch`, `schedule`: check, then `run`, promoting only
 //!   when `confirm: true` (kpromo's periodic reconcile);
 //! - anything else: check.
+//!
+//! Mode `run` checks first too (against the event's base, if any), so that
+//! invalid manifests are reported as annotations before `run` refuses them.
 
 use super::event::Event;
 use super::inputs::{Confirm, Inputs, Mode};
@@ -74,7 +77,10 @@ pub fn decide(inputs: &Inputs, event: &Event) -> Result<Steps, Refused> {
             check: Some(base),
             ..none
         },
+        // The check first: its findings become annotations and Check Run
+        // entries, which `run` (stopping at invalid manifests) does not give.
         Mode::Run => Steps {
+            check: Some(base),
             run: Some(confirm),
             ..none
         },
@@ -160,7 +166,7 @@ mod tests {
         let steps = decide(&inputs(Mode::Auto, Confirm::Auto), &Event::Schedule).unwrap();
         assert_eq!((steps.check, steps.run), (Some(None), Some(false)));
         let steps = decide(&inputs(Mode::Run, Confirm::Yes), &Event::Schedule).unwrap();
-        assert_eq!((steps.check, steps.run), (None, Some(true)));
+        assert_eq!((steps.check, steps.run), (Some(None), Some(true)));
         let steps = decide(
             &inputs(Mode::Verify, Confirm::Auto),
             &Event::WorkflowDispatch,
