@@ -260,8 +260,16 @@ fn pull_request_checks_plans_without_writing_and_keeps_one_comment() {
     .unwrap();
     assert_eq!(report["confirm"], false);
     assert!(run.summary.contains("## promoter check"), "{}", run.summary);
-    assert!(run.summary.contains("## promoter: dry-run plan"), "{}", run.summary);
-    assert!(run.summary.contains("| run: inventory |"), "{}", run.summary);
+    assert!(
+        run.summary.contains("## promoter: dry-run plan"),
+        "{}",
+        run.summary
+    );
+    assert!(
+        run.summary.contains("| run: inventory |"),
+        "{}",
+        run.summary
+    );
     assert!(run.summary.contains("**Dry run:**"), "{}", run.summary);
     assert!(run.summary.contains("| to copy | 2 |"), "{}", run.summary);
     assert!(run.summary.contains("prod:tools/echo"), "{}", run.summary);
