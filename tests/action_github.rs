@@ -696,3 +696,20 @@ fn a_passing_github_error_is_retried_and_a_lasting_one_only_warns() {
         describe(&run)
     );
 }
+
+#[test]
+fn a_push_whose_before_is_not_fetched_still_promotes() {
+    let mut repo = Repo::new(hello_only, hello_and_echo);
+    repo.base = "0123456789abcdef0123456789abcdef01234567".into();
+    let api = GitHubApi::start();
+    let run = action(&repo, "push", "push", &api, &[]);
+    assert_eq!(run.code, 0, "{}", describe(&run));
+    assert!(
+        run.stdout.contains(
+            "::warning title=promoter action::cannot compare the manifests with 0123456789abcdef"
+        ),
+        "{}",
+        describe(&run)
+    );
+    assert_eq!(run.output("promoted"), Some("2"), "{}", describe(&run));
+}

@@ -132,9 +132,13 @@ pub async fn run() -> anyhow::Result<Outcome> {
 
     let mut go_on = true;
     if let Some(base) = &steps.check {
+        // After a merge the comparison was made on the pull request; a
+        // shallow checkout without `before` must not block the promotion.
+        let base_optional = matches!(context.event, Event::Push { .. });
         go_on = check_step(
             &inputs,
             base.as_deref(),
+            base_optional,
             summary_path.as_deref(),
             &mut results,
         )?;
@@ -226,11 +230,12 @@ fn describe(event: &Event, steps: &Steps) -> String {
 fn check_step(
     inputs: &Inputs,
     base: Option<&str>,
+    base_optional: bool,
     summary: Option<&Path>,
     results: &mut Results,
 ) -> anyhow::Result<bool> {
     let started = Instant::now();
-    let args = CheckArgs {
+    let mut args = CheckArgs {
         manifests: ManifestArgs {
             manifest: inputs.manifest.as_ref().map(Into::into),
             thin_manifest_dir: inputs.thin_manifest_dirs.iter().map(Into::into).collect(),
@@ -242,7 +247,19 @@ fn check_step(
         ignore: Vec::new(),
         color: ColorChoice::Never,
     };
-    let (loaded, diagnostics) = check::diagnose(&args).with_context(|| match base {
+    let first = check::diagnose(&args);
+    let first = match (first, base) {
+        (Err(err), Some(base)) if base_optional => {
+            warn(&format!(
+                "cannot compare the manifests with {base} ({err:#}); checked without the \
+                 comparison. Give actions/checkout `fetch-depth: 0` to compare."
+            ));
+            args.base_ref = None;
+            check::diagnose(&args)
+        }
+        (result, _) => result,
+    };
+    let (loaded, diagnostics) = first.with_context(|| match base {
         Some(base) => format!(
             "checking the manifests against the base commit {base} (is it in the checkout? \
              actions/checkout needs `fetch-depth: 0`)"
