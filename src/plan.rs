@@ -260,27 +260,84 @@ pub fn wants(manifests: &[Manifest]) -> Wants {
 }
 
 /// What the registries hold, as far as the run found out: only the facts
-/// the wants need, so a listing is dropped as soon as it is absorbed.
+/// the plan needs. Each listing is checked against the wants of its
+/// repository as it arrives and only the differences are kept, so the
+/// steady state (every mirror holds everything: 440,000 edges for
+/// registry.k8s.io) costs one entry per repository, not one per edge.
 #[derive(Default, Debug)]
 pub struct Knowledge {
-    /// (repository, digest) known present, from a listing or a HEAD.
+    /// Destination repositories whose listing was absorbed.
+    listed: FxHashSet<RepoId>,
+    /// Wanted (repository, digest) pairs missing from their repository's
+    /// listing (a HEAD may still find them: see [`unknown_digests`]).
+    unlisted: FxHashSet<(RepoId, Digest)>,
+    /// Wanted tags of listed repositories that do not point at their wanted
+    /// digest: the digest they point at, or `None` when the tag is absent.
+    tags: FxHashMap<(RepoId, TagId), Option<Digest>>,
+    /// (repository, digest) found present by a HEAD.
     pub present: FxHashSet<(RepoId, Digest)>,
-    /// (repository, tag) -> digest, for the tags some manifest names.
-    pub tags: FxHashMap<(RepoId, TagId), Digest>,
     /// Source images whose digest the source registry does not have.
     pub lost: FxHashSet<(RepoId, Digest)>,
+    /// Indices of the wants per destination repository, built by the first
+    /// [`Knowledge::absorb`].
+    wants_of: Vec<Vec<u32>>,
 }
 
 impl Knowledge {
-    /// Takes in one repository's listing.
-    pub fn absorb(&mut self, names: &Names, repo: RepoId, inventory: Inventory) {
-        for (digest, entry) in inventory.manifests {
-            self.present.insert((repo, digest));
-            for tag in &entry.tags {
-                if let Some(id) = names.tag_id(tag) {
-                    self.tags.insert((repo, id), digest);
+    /// Takes in one repository's listing: records which wanted digests it
+    /// lacks and which wanted tags point elsewhere, then drops it.
+    pub fn absorb(&mut self, wants: &Wants, repo: RepoId, inventory: Inventory) {
+        if self.wants_of.is_empty() {
+            self.wants_of = vec![Vec::new(); wants.names.repos.len()];
+            for (i, want) in wants.items.iter().enumerate() {
+                let i = u32::try_from(i).unwrap_or(u32::MAX);
+                for (destination, _) in &want.destinations {
+                    self.wants_of[*destination as usize].push(i);
                 }
             }
+        }
+        let mut tag_digest: FxHashMap<&str, Digest> = FxHashMap::default();
+        for (digest, entry) in &inventory.manifests {
+            for tag in &entry.tags {
+                tag_digest.insert(tag, *digest);
+            }
+        }
+        self.listed.insert(repo);
+        let Some(indices) = self.wants_of.get(repo as usize) else {
+            return;
+        };
+        for i in indices {
+            let want = &wants.items[*i as usize];
+            if !inventory.manifests.contains_key(&want.digest) {
+                self.unlisted.insert((repo, want.digest));
+            }
+            let Some((_, list)) = want.destinations.iter().find(|(r, _)| *r == repo) else {
+                continue;
+            };
+            for wanted in &want.tag_lists[*list] {
+                let now = tag_digest.get(wants.names.tag(wanted.tag)).copied();
+                if now != Some(want.digest) {
+                    self.tags.insert((repo, wanted.tag), now);
+                }
+            }
+        }
+    }
+
+    /// True when `repo` is known to hold `digest`.
+    pub fn is_present(&self, repo: RepoId, digest: Digest) -> bool {
+        self.present.contains(&(repo, digest))
+            || (self.listed.contains(&repo) && !self.unlisted.contains(&(repo, digest)))
+    }
+
+    /// Where `tag` of `repo` points, as far as known, asked on behalf of a
+    /// want of `wanted`.
+    fn tag(&self, repo: RepoId, tag: TagId, wanted: Digest) -> Option<Digest> {
+        if !self.listed.contains(&repo) {
+            return None;
+        }
+        match self.tags.get(&(repo, tag)) {
+            Some(now) => *now,
+            None => Some(wanted),
         }
     }
 }
@@ -291,7 +348,7 @@ pub fn unknown_digests(wants: &Wants, knowledge: &Knowledge) -> Vec<(RepoId, Dig
     let mut out = Vec::new();
     for want in &wants.items {
         for (repo, _) in &want.destinations {
-            if !knowledge.present.contains(&(*repo, want.digest)) {
+            if !knowledge.is_present(*repo, want.digest) {
                 out.push((*repo, want.digest));
             }
         }
@@ -357,11 +414,11 @@ pub fn classify(wants: &Wants, knowledge: &Knowledge) -> Plan {
         let mut lost_edges = 0;
         let mut targets = Vec::new();
         for (repo, wanted) in want.targets() {
-            let present = knowledge.present.contains(&(repo, want.digest));
+            let present = knowledge.is_present(repo, want.digest);
             let mut tags = Vec::new();
             for wanted_tag in wanted {
-                match knowledge.tags.get(&(repo, wanted_tag.tag)) {
-                    Some(now) if *now == want.digest => plan.counts.done += 1,
+                match knowledge.tag(repo, wanted_tag.tag, want.digest) {
+                    Some(now) if now == want.digest => plan.counts.done += 1,
                     Some(now) => {
                         plan.counts.tag_move += 1;
                         plan.diagnostics.push(
@@ -522,10 +579,10 @@ mod tests {
             inv.add_tag(digest(A), "latest");
             inv.add_tag(digest(A), "unrelated-tag");
             inv.manifests.entry(digest(B)).or_default();
-            knowledge.absorb(&wants.names, id(&wants, dest), inv);
+            knowledge.absorb(&wants, id(&wants, dest), inv);
         }
-        // Tags no manifest names are not kept.
-        assert_eq!(knowledge.tags.len(), 4);
+        // Nothing differs from the wants: nothing is kept but the listings.
+        assert!(knowledge.tags.is_empty() && knowledge.unlisted.is_empty());
         assert!(unknown_digests(&wants, &knowledge).is_empty());
         let plan = classify(&wants, &knowledge);
         assert!(plan.is_noop());
@@ -546,7 +603,7 @@ mod tests {
         // A is present with `v1`; `latest` points at B: a move, refused.
         inv.add_tag(digest(A), "v1");
         inv.add_tag(digest(B), "latest");
-        knowledge.absorb(&wants.names, id(&wants, "us.gcr.io/prod/app"), inv);
+        knowledge.absorb(&wants, id(&wants, "us.gcr.io/prod/app"), inv);
         // B is gone from staging.
         knowledge
             .lost

@@ -133,7 +133,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     )?;
     while let Some(result) = results.next().await {
         match result {
-            Ok((repo, inventory)) => knowledge.absorb(names, repo, inventory),
+            Ok((repo, inventory)) => knowledge.absorb(&wants, repo, inventory),
             Err((repo, err)) => diagnostics.push(registry_error(names.repo(repo), &err)),
         }
     }

@@ -150,6 +150,9 @@ enum State {
     Partial,
 }
 
+/// What one repository holds: each digest with its tags.
+type Entries<'a> = Vec<(String, Vec<&'a str>)>;
+
 /// A small stable hash to pick the perturbed entries.
 fn pick(a: &str, b: &str, modulo: u64) -> u64 {
     promoter::shard::fnv1a64(format!("{a}@{b}").as_bytes()) % modulo
@@ -204,12 +207,12 @@ async fn tree(latency: Duration, state: State) -> Tree {
         repo.insert(format!("sha256:{}", "f".repeat(64)), BTreeSet::from([tag]));
     }
     // Mirrors holding the same thing share one listing.
-    let mut shared: HashMap<(String, Vec<(String, Vec<&str>)>), Arc<Listing>> = HashMap::new();
+    let mut shared: HashMap<(String, Entries<'_>), Arc<Listing>> = HashMap::new();
     let mut destinations = BTreeSet::new();
     let mut destination_hosts = BTreeSet::new();
     for (id, digests) in held {
         let repo = names.repo(id);
-        let entries: Vec<(String, Vec<&str>)> = digests
+        let entries: Entries<'_> = digests
             .into_iter()
             .map(|(d, t)| (d, t.into_iter().collect()))
             .collect();
