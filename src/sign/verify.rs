@@ -463,3 +463,81 @@ pub fn verify_bundle(
         (Signer::Key, _) => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::sign::crypto::Key;
+
+    fn key_policy(key: &Key) -> Policy {
+        Policy {
+            identity: Matcher::Any,
+            issuer: Matcher::Any,
+            public_key: Some(key.public_der()),
+        }
+    }
+
+    fn signed_layer(key: &Key, digest: &Digest) -> (Vec<u8>, BTreeMap<String, String>) {
+        let payload = cosign::payload("registry.example/app", digest, &BTreeMap::new());
+        let annotations = cosign::annotations(&key.sign(&payload), None, None, None);
+        (payload, annotations)
+    }
+
+    #[test]
+    fn key_signed_legacy_layer() {
+        let key = Key::generate().unwrap();
+        let digest = Digest::of(b"image");
+        let trust = TrustedRoot::default();
+        let (payload, annotations) = signed_layer(&key, &digest);
+        verify_legacy_layer(&payload, &annotations, &digest, &key_policy(&key), &trust).unwrap();
+        // Another image's signature does not count for this one.
+        let other = Digest::of(b"other");
+        let err = verify_legacy_layer(&payload, &annotations, &other, &key_policy(&key), &trust)
+            .unwrap_err();
+        assert!(err.to_string().contains("not this image"), "{err}");
+        // Another key does not verify it.
+        let stranger = Key::generate().unwrap();
+        assert!(
+            verify_legacy_layer(
+                &payload,
+                &annotations,
+                &digest,
+                &key_policy(&stranger),
+                &trust
+            )
+            .is_err()
+        );
+        // A payload changed after signing does not verify.
+        let tampered = String::from_utf8(payload)
+            .unwrap()
+            .replace("registry.example", "registry.evil")
+            .into_bytes();
+        assert!(
+            verify_legacy_layer(&tampered, &annotations, &digest, &key_policy(&key), &trust)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn matchers_match_whole_values() {
+        let m = Matcher::new(None, Some("https://github.com/org/.*")).unwrap();
+        assert!(m.matches("https://github.com/org/repo/.github/workflows/x.yml@refs/heads/main"));
+        assert!(!m.matches("evil https://github.com/org/x"));
+        let exact = Matcher::new(Some("a"), Some(".*")).unwrap();
+        assert!(exact.matches("a") && !exact.matches("b"));
+        assert!(Matcher::new(None, Some("(")).is_err());
+    }
+
+    #[test]
+    fn keyless_needs_a_policy() {
+        // A certificate is refused before anything else when the policy
+        // names no identity (as with --public-key alone).
+        let policy = key_policy(&Key::generate().unwrap());
+        let err = Signer::Cert(vec![0x30, 0x00])
+            .check(&policy, &TrustedRoot::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("no certificate identity"), "{err}");
+    }
+}
