@@ -609,6 +609,44 @@ async fn bench_steady_state() {
         wall.as_secs_f64()
     );
     println!("scale bench: phases {}", report["seconds"]);
+
+    // With SHARDS=N, each shard of N in turn, one process each.
+    let shards: u32 = std::env::var("SHARDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for index in 0..shards {
+        let shard = format!("{index}/{shards}");
+        let started = Instant::now();
+        let output = tokio::process::Command::new("/usr/bin/time")
+            .args(["-f", "%M", "-o", time_file.path().to_str().unwrap()])
+            .arg(promoter_bin())
+            .args(["run", "--thin-manifest-dir", tree.path.to_str().unwrap()])
+            .args(["--format", "json", "--concurrency", &concurrency])
+            .args(["--shard", &shard])
+            .env_remove("GITHUB_ACTIONS")
+            .output()
+            .await
+            .unwrap();
+        let wall = started.elapsed();
+        assert_eq!(code(&output), 0);
+        let report = json(&output.stdout);
+        let listings: u64 = split_requests(tree.standin.take_requests())
+            .listings
+            .values()
+            .sum();
+        let peak_kib: u64 = std::fs::read_to_string(time_file.path())
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        println!(
+            "scale bench: shard {shard}: {} edges, {listings} tags/list, peak RSS {:.1} MB, wall {:.2} s",
+            report["plan"]["counts"]["done"],
+            peak_kib as f64 / 1024.0,
+            wall.as_secs_f64()
+        );
+    }
 }
 
 /// Serves the rewritten corpus for manual runs: prints the tree's path and
