@@ -19,7 +19,7 @@ use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
 use super::digest::Digest;
-use super::error::{Error, Result};
+use super::error::{Error, Result, is_transient_status};
 use super::manifest::{self, Descriptor, MAX_MANIFEST_BYTES, Manifest};
 use super::reference::{Reference, RepoName};
 use super::stream::{Blob, BlobStream, Expected, verify_stream};
@@ -90,6 +90,14 @@ impl HttpRegistry {
                         // plain HTTP with 400 means the TLS error was the real one.
                         match self.ping("http").await {
                             Ok((url, status)) if status == StatusCode::OK || status == StatusCode::UNAUTHORIZED => Ok(url),
+                            // A busy or failing registry (429, 5xx): say so,
+                            // transiently, so that the operation is retried.
+                            Ok((url, status)) if is_transient_status(status.as_u16()) => Err(Error::Status {
+                                method: "GET".into(),
+                                url: format!("{url}v2/"),
+                                status: status.as_u16(),
+                                body: String::new(),
+                            }),
                             _ => Err(e),
                         }
                     }
