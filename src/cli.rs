@@ -204,7 +204,8 @@ pub struct MergeArgs {
     #[arg(value_name = "FILES", required = true)]
     pub files: Vec<PathBuf>,
 
-    /// Fail unless the reports are exactly shards 0..N of N.
+    /// Fail unless the reports are exactly shards 0..N of N. Without it,
+    /// reports that name their shard must cover the split they name.
     #[arg(long, value_name = "N")]
     pub shards: Option<u32>,
 

@@ -211,8 +211,9 @@ fn outcome_of(diagnostics: &[Diagnostic], failed: u64) -> Outcome {
     }
 }
 
-/// Reads and merges `files`, in the order given. With `expect`, the reports
-/// must be exactly shards `0..expect` of `expect`, each once.
+/// Reads and merges `files`, in the order given. The reports must be
+/// exactly shards `0..N` of N, each once, where N is `expect` or, without
+/// it, the count the reports name when they all name the same one.
 ///
 /// # Errors
 ///
@@ -223,7 +224,18 @@ pub fn merge(files: &[PathBuf], expect: Option<u32>) -> Result<(MergedReport, Ou
     for path in files {
         reports.push((path.clone(), read(path)?));
     }
-    if let Some(count) = expect {
+    // Without `expect`, reports that all name the same split must be all
+    // of it: a shard whose report is missing failed, and says nothing.
+    let inferred = reports
+        .first()
+        .and_then(|(_, r)| r.shard)
+        .map(|s| s.count)
+        .filter(|count| {
+            reports
+                .iter()
+                .all(|(_, r)| r.shard.is_some_and(|s| s.count == *count))
+        });
+    if let Some(count) = expect.or(inferred) {
         check_complete(count, reports.iter().map(|(_, r)| r.shard))?;
     }
     let mut merged = MergedReport {
@@ -632,7 +644,14 @@ mod tests {
         );
         assert!(markdown.contains("### Problems"), "{markdown}");
 
-        let (_, clean) = merge(&[files[0].clone(), files[2].clone()], None).unwrap();
+        // Two of three shards: the third's report is missing.
+        let err = merge(&[files[0].clone(), files[2].clone()], None).unwrap_err();
+        assert!(err.to_string().contains("missing 1/3"), "{err}");
+        // Reports of whole runs merge as they are.
+        let mut whole = report(0, 10, 0, 0);
+        whole["shard"] = Value::Null;
+        let whole = write(dir.path(), "whole.json", &whole);
+        let (_, clean) = merge(&[whole.clone(), whole], None).unwrap();
         assert_eq!(clean, Outcome::Clean);
     }
 
