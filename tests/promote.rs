@@ -389,7 +389,7 @@ fn assert_inventory_minimum(fleet: &Fleet, marks: &[usize], expected: &[Inventor
 }
 
 #[test]
-fn a_second_run_sends_only_one_listing_per_destination_repository() {
+fn a_second_run_sends_only_the_inventory_minimum() {
     let fleet = Fleet::start(3);
     let set = Set::build();
     set.seed(&fleet);
@@ -435,6 +435,50 @@ fn a_second_run_sends_only_one_listing_per_destination_repository() {
     .collect();
     assert_inventory_minimum(&fleet, &marks, &vec![inventory; 3]);
     set.assert_everywhere(&fleet);
+}
+
+/// Tags a destination holds that no manifest names cannot change the plan:
+/// the no-op inventory must not spend a HEAD on each of them (k8s.io
+/// repositories hold many such tags, on 20+ mirrors).
+#[test]
+fn a_no_op_run_does_not_head_tags_no_manifest_names() {
+    let fleet = Fleet::start(2);
+    let set = Set::build();
+    set.seed(&fleet);
+    let (path, _) = fleet.manifest(&set.manifest());
+    let first = run_manifest(&path, true);
+    assert_eq!(first.code, 0, "first run: {}\n{}", first.stderr, first.json);
+    let unrelated = TestImage::build_sized(30, 4096, [4096, 4096]);
+    for dest in &fleet.destinations {
+        push_images(
+            dest,
+            &[
+                ("prod/app", &unrelated, "legacy-1"),
+                ("prod/app", &unrelated, "legacy-2"),
+            ],
+        );
+    }
+
+    let marks = fleet.marks();
+    let second = run_manifest(&path, true);
+    assert_eq!(second.code, 0, "second run: {}", second.stderr);
+    assert_eq!(counts(&second)["done"], 10);
+    let inventory: Inventory = [
+        (
+            "prod/app",
+            vec!["v1.0", "v1", "v1.1", set.d.index.digest.as_str()],
+        ),
+        ("prod/tools/echo", vec!["v0.3"]),
+    ]
+    .into_iter()
+    .map(|(repo, refs)| {
+        (
+            repo.to_string(),
+            refs.into_iter().map(String::from).collect(),
+        )
+    })
+    .collect();
+    assert_inventory_minimum(&fleet, &marks, &vec![inventory; 2]);
 }
 
 #[test]
