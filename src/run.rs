@@ -69,6 +69,8 @@ impl Registries {
 
 /// Runs `promoter run`.
 pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
+    // A bad `--shards` setup fails before any work.
+    let shard = args.shard()?;
     let mut timings = Timings::default();
 
     // Phase 1: parse and validate. Invalid manifests stop the run.
@@ -88,7 +90,6 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Findings);
     }
     diagnostics.retain(|d| d.severity == Severity::Error);
-    let shard = args.shard()?;
     let mut wants = plan::wants(&loaded.manifests);
     if let Some(shard) = shard {
         crate::shard::retain(&mut wants, shard);
