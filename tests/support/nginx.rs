@@ -7,6 +7,7 @@
 //! Every process runs in the foreground with its files in a temporary
 //! directory, and is killed on drop. The access log records `$msec $status
 //! $request_method $uri` per request, for rates measured on the server side.
+#![allow(dead_code)] // Each test crate uses a different part.
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};

@@ -2,6 +2,7 @@
 //! config blob, one layer of a few hundred bytes and an OCI manifest each,
 //! pushed and read back through the `Registry` trait. Each operation is a
 //! handful of requests, so request counts, not bytes, dominate.
+#![allow(dead_code)] // Each test crate uses a different part.
 
 use bytes::Bytes;
 use promoter::registry::manifest::OCI_MANIFEST;
