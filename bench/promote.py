@@ -272,7 +272,10 @@ def main():
         for reg in registries:
             if reg.proc.poll() is None:
                 reg.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {root} (each run's output is in work/)")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def bench(root, registries):
@@ -330,6 +333,7 @@ def bench(root, registries):
                         for tag, digest in tags:
                             f.write(f'    "{digest}": ["{tag}"]\n')
                 cmd = [PROMOTER, "run", "--confirm", "--format", "json", "--manifest", manifest]
+                cmd += os.environ.get("PROMOTER_ARGS", "").split()
                 commands = lambda out: [(cmd, out)]
             else:
                 commands = lambda out: [
@@ -448,8 +452,9 @@ def report(results, by_repo):
     skopeo_sum = med("skopeo", "copy_rss_sum_kib") / 1024
     print(f"skopeo copy RSS summed over its {DESTS} processes: {skopeo_sum:.1f} MiB")
     print(
-        f"inventory minimum for the no-op: {minimum} tag listings "
-        f"({DESTS} destinations x {len(by_repo)} repositories) plus at most one /v2/ ping per registry"
+        f"inventory minimum for the no-op on distribution 2.8 (tags/list gives names, not digests): "
+        f"{minimum} tag listings ({DESTS} destinations x {len(by_repo)} repositories) + "
+        f"{DESTS * IMAGES} tag HEADs + at most one /v2/ ping per registry"
     )
     for tool in ("promoter", "skopeo"):
         last = [r for r in results if r["tool"] == tool][-1]

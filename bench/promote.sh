@@ -9,7 +9,9 @@
 # one shared, 1-4 MiB each) in 10 repositories, one source, 4 destinations,
 # fresh destinations for every copy, 2 rounds. Override with the environment:
 #   IMAGES=50 REPOS=10 DESTS=4 ROUNDS=2 MIN_MIB=1 MAX_MIB=4 bench/promote.sh
-# BENCH_JSON=out.json also writes every measurement as JSON.
+# BENCH_JSON=out.json also writes every measurement as JSON; BENCH_KEEP=1
+# keeps the scratch directory with every run's output.
+# PROMOTER_ARGS="--max-rps 1000" adds flags to every promoter run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin promoter
