@@ -129,7 +129,13 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         concurrency,
         |reg, repo| {
             let repo_name = names.repo(repo).repo.clone();
-            async move { reg.inventory(&repo_name).await.map(|inv| (repo, inv)) }
+            async move {
+                // Only tags some manifest names need resolving.
+                let wanted = |tag: &str| names.tag_id(tag).is_some();
+                reg.inventory_of(&repo_name, &wanted)
+                    .await
+                    .map(|inv| (repo, inv))
+            }
         },
     )?;
     while let Some(result) = results.next().await {

@@ -87,6 +87,20 @@ pub trait Registry: Send + Sync + fmt::Debug {
     /// What `repo` holds, in as few requests as the registry allows.
     async fn inventory(&self, repo: &RepoName) -> Result<Inventory>;
 
+    /// What `repo` holds, as far as a plan needs it: everything when one
+    /// listing tells it all (the GCR extension, an image layout), else the
+    /// digests of just the tags `wanted` accepts, one HEAD each. A tag no
+    /// manifest names cannot change a plan, and k8s.io repositories hold
+    /// many such tags on every mirror, so they are not resolved.
+    async fn inventory_of(
+        &self,
+        repo: &RepoName,
+        wanted: &(dyn for<'t> Fn(&'t str) -> bool + Sync + '_),
+    ) -> Result<Inventory> {
+        let _ = wanted;
+        self.inventory(repo).await
+    }
+
     /// Resolve a tag or digest without downloading the manifest (a HEAD,
     /// which Docker Hub does not count as a pull). `None` when absent.
     async fn head_manifest(

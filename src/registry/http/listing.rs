@@ -159,13 +159,18 @@ impl HttpRegistry {
     }
 
     /// The inventory: from the GCR extension in one request when available,
-    /// else from the tags and one HEAD per tag.
-    pub(super) async fn read_inventory(&self, repo: &RepoName) -> Result<Inventory> {
+    /// else from the tags and one HEAD per tag that `wanted` accepts.
+    pub(super) async fn read_inventory(
+        &self,
+        repo: &RepoName,
+        wanted: &(dyn for<'t> Fn(&'t str) -> bool + Sync + '_),
+    ) -> Result<Inventory> {
         let tags = self.tags_pages(repo).await?;
         if let Some(inventory) = tags.gcr {
             return Ok(inventory);
         }
-        let heads: Vec<(String, Option<Descriptor>)> = futures_util::stream::iter(tags.tags)
+        let wanted_tags = tags.tags.into_iter().filter(|t| wanted(t));
+        let heads: Vec<(String, Option<Descriptor>)> = futures_util::stream::iter(wanted_tags)
             .map(|tag| async move {
                 let reference = Reference::Tag(tag.clone());
                 let head = self.head_manifest(repo, &reference).await?;

@@ -462,7 +462,15 @@ impl Registry for HttpRegistry {
     }
 
     async fn inventory(&self, repo: &RepoName) -> Result<Inventory> {
-        self.read_inventory(repo).await
+        self.read_inventory(repo, &|_| true).await
+    }
+
+    async fn inventory_of(
+        &self,
+        repo: &RepoName,
+        wanted: &(dyn for<'t> Fn(&'t str) -> bool + Sync + '_),
+    ) -> Result<Inventory> {
+        self.read_inventory(repo, wanted).await
     }
 
     async fn head_manifest(
