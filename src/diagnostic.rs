@@ -126,6 +126,8 @@ codes! {
     SourceMissing = "P102", "source-missing", Error;
     /// Copying an image to a destination failed.
     CopyFailed = "P103", "copy-failed", Error;
+    /// The staging image's signature is invalid (or, when required, absent).
+    SourceSignature = "P104", "source-signature", Error;
 
     // M5xx: style.
     /// Image entries are not sorted by name.

@@ -183,8 +183,29 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
 
     // Phase 3: plan (pure).
     let started = Instant::now();
-    let plan = plan::classify(&wants, &knowledge);
+    let mut plan = plan::classify(&wants, &knowledge);
     diagnostics.extend(plan.diagnostics.iter().cloned());
+    // A bad staging signature (with a source policy) stops its image before
+    // anything of it is written.
+    let refused =
+        crate::sign::phase::refused_sources(&args.signing, &plan, &mut |name| registries.get(name))
+            .await?;
+    for (index, reason) in refused.into_iter().rev() {
+        let image = plan.images.remove(index);
+        let at = names
+            .repo_id(&image.source)
+            .and_then(|id| {
+                wants
+                    .items
+                    .iter()
+                    .find(|w| w.source == id && w.digest == image.digest)
+            })
+            .map(|w| w.at.clone());
+        diagnostics
+            .push(Diagnostic::new(Code::SourceSignature, at, reason).help(
+                "sign the staging image with the expected identity, or fix the policy flags",
+            ));
+    }
     timings.record("plan", started);
 
     // Phase 4: copy, only with --confirm.

@@ -766,7 +766,7 @@ async fn signing_key_for_air_gapped_use() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn staging_signatures_are_checked_before_they_travel() {
+async fn staging_signatures_are_checked_before_the_image_is_promoted() {
     let world = World::new(&[]).await;
     let token = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(token.path(), world.sigstore.token()).unwrap();
@@ -833,9 +833,17 @@ async fn staging_signatures_are_checked_before_they_travel() {
         "{}",
         text(&out)
     );
+    assert!(text(&out).contains("P104"), "{}", text(&out));
     for (reg, repo, digest) in world.places() {
         let tag = Reference::tag(&format!("sha256-{}.sig", digest.hex())).unwrap();
         let signed = reg.head_manifest(&repo, &tag).await.unwrap().is_some();
         assert_eq!(signed, digest != bad_digest, "{repo}");
+        // The stopped image is not promoted at all: nothing of it is written.
+        let copied = reg
+            .head_manifest(&repo, &Reference::from(digest))
+            .await
+            .unwrap()
+            .is_some();
+        assert_eq!(copied, digest != bad_digest, "{repo}");
     }
 }

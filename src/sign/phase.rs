@@ -163,23 +163,10 @@ async fn sign_plan(
             },
         ));
     }
-    let id = &args.source_identity;
-    let has_policy = id.certificate_identity.is_some() || id.certificate_identity_regexp.is_some();
-    if args.require_signed_source && !has_policy {
-        anyhow::bail!(
-            "--require-signed-source needs --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp]"
-        );
-    }
-    let source_check = if has_policy {
-        Some(SourceCheck {
-            policy: policy_of(id, None)?,
-            require: args.require_signed_source,
-        })
-    } else {
-        None
-    };
+    // The staging signatures were checked before the copy
+    // (`refused_sources`): images that failed never got here.
     diagnostics.extend(
-        sign_and_replicate(&mut signer, &subjects, formats, source_check.as_ref())
+        sign_and_replicate(&mut signer, &subjects, formats, None)
             .await
             .into_iter()
             .map(failure),
@@ -305,6 +292,69 @@ async fn replicate_subject(subject: &Subject, formats: Formats, counts: &Counts)
             })
         })
         .collect()
+}
+
+/// The staging-signature policy of a run, when one is given
+/// (`--certificate-identity[-regexp]`, `--certificate-oidc-issuer[-regexp]`,
+/// `--require-signed-source`).
+fn source_check(args: &SigningArgs) -> anyhow::Result<Option<SourceCheck>> {
+    let id = &args.source_identity;
+    let has_policy = id.certificate_identity.is_some() || id.certificate_identity_regexp.is_some();
+    if args.require_signed_source && !has_policy {
+        anyhow::bail!(
+            "--require-signed-source needs --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp]"
+        );
+    }
+    if !has_policy {
+        return Ok(None);
+    }
+    Ok(Some(SourceCheck {
+        policy: policy_of(id, None)?,
+        require: args.require_signed_source,
+    }))
+}
+
+/// Before the copy: with a source policy, check the staging signatures of
+/// every image the plan would copy or tag. Returns the index in
+/// `plan.images` and the reason of each image to stop: a bad (or, with
+/// `--require-signed-source`, missing) staging signature stops the image
+/// before anything of it is written.
+pub async fn refused_sources(
+    args: &SigningArgs,
+    plan: &Plan,
+    open: &mut Open<'_>,
+) -> anyhow::Result<Vec<(usize, String)>> {
+    let Some(check) = source_check(args)? else {
+        return Ok(Vec::new());
+    };
+    let trust = TrustedRoot::load(args.trusted_root.as_deref())?;
+    let counts = Counts::default();
+    let mut refused = Vec::new();
+    for (index, image) in plan.images.iter().enumerate() {
+        let source = Place {
+            registry: open(&image.source.registry)?,
+            repo: image.source.repo.clone(),
+        };
+        let verdict = verify::check(
+            &source,
+            &image.digest,
+            Formats {
+                legacy: true,
+                bundle: true,
+            },
+            &check.policy,
+            &trust,
+            &counts,
+        )
+        .await;
+        if let Some(why) = check.refusal(&verdict) {
+            refused.push((
+                index,
+                format!("{source}@{}: {why}; not promoted", image.digest),
+            ));
+        }
+    }
+    Ok(refused)
 }
 
 /// How `run` checks the staging image's own signatures.
