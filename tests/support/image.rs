@@ -88,12 +88,24 @@ impl TestImage {
     /// the data is incompressible, so the blobs are about as large).
     pub fn build_sized(seed: u64, base_len: usize, platform_lens: [usize; 2]) -> TestImage {
         let mut noise = Noise::new(seed);
-        let (base, base_diff) = gzip_tar_layer("base.bin", base_len, &mut noise);
+        let base = gzip_tar_layer("base.bin", base_len, &mut noise);
+        TestImage::assemble(seed, base, &mut noise, platform_lens)
+    }
+
+    /// An index over two platforms (amd64, arm64), each image the shared
+    /// `base` layer (gzip bytes, diff id) plus its own layer of the given
+    /// length drawn from `noise`.
+    fn assemble(
+        seed: u64,
+        (base, base_diff): (Vec<u8>, String),
+        noise: &mut Noise,
+        platform_lens: [usize; 2],
+    ) -> TestImage {
         let base = TestBlob::new(base);
         let mut blobs = vec![base.clone()];
         let mut manifests = Vec::new();
         for (arch, len) in [("amd64", platform_lens[0]), ("arm64", platform_lens[1])] {
-            let (layer, diff) = gzip_tar_layer(&format!("{arch}.bin"), len, &mut noise);
+            let (layer, diff) = gzip_tar_layer(&format!("{arch}.bin"), len, noise);
             let layer = TestBlob::new(layer);
             let config = TestBlob::new(
                 serde_json::json!({
@@ -201,52 +213,9 @@ impl TestImage {
     /// the per-platform layers are `own_layer` bytes (amd64) and three
     /// quarters of that (arm64).
     pub fn build_sharing(seed: u64, base_seed: u64, own_layer: usize) -> TestImage {
-        let (base, base_diff) = gzip_tar_layer("base.bin", 1 << 20, &mut Noise::new(base_seed));
-        let base = TestBlob::new(base);
+        let base = gzip_tar_layer("base.bin", 1 << 20, &mut Noise::new(base_seed));
         let mut noise = Noise::new(seed);
-        let mut blobs = vec![base.clone()];
-        let mut manifests = Vec::new();
-        for (arch, len) in [("amd64", own_layer), ("arm64", own_layer / 4 * 3)] {
-            let (layer, diff) = gzip_tar_layer(&format!("{arch}.bin"), len, &mut noise);
-            let layer = TestBlob::new(layer);
-            let config = TestBlob::new(
-                serde_json::json!({
-                    "architecture": arch,
-                    "os": "linux",
-                    "config": {"Labels": {"seed": seed.to_string()}},
-                    "rootfs": {"type": "layers", "diff_ids": [base_diff, diff]},
-                })
-                .to_string()
-                .into_bytes(),
-            );
-            let manifest = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": CONFIG_TYPE, "digest": config.digest, "size": config.bytes.len()},
-                "layers": [
-                    {"mediaType": LAYER_TYPE, "digest": base.digest, "size": base.bytes.len()},
-                    {"mediaType": LAYER_TYPE, "digest": layer.digest, "size": layer.bytes.len()},
-                ],
-            });
-            manifests.push((arch, TestBlob::new(manifest.to_string().into_bytes())));
-            blobs.push(config);
-            blobs.push(layer);
-        }
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": manifests.iter().map(|(arch, m)| serde_json::json!({
-                "mediaType": OCI_MANIFEST,
-                "digest": m.digest,
-                "size": m.bytes.len(),
-                "platform": {"architecture": arch, "os": "linux"},
-            })).collect::<Vec<_>>(),
-        });
-        TestImage {
-            index: TestBlob::new(index.to_string().into_bytes()),
-            manifests: manifests.into_iter().map(|(_, m)| m).collect(),
-            blobs,
-        }
+        TestImage::assemble(seed, base, &mut noise, [own_layer, own_layer / 4 * 3])
     }
 
     /// Total size of the image's blobs (configs and layers, each once).
