@@ -102,6 +102,7 @@ pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
         concurrency: args.threads.unwrap_or(16),
         max_rps: 50.0,
         max_rps_host: Vec::new(),
+        limiter: crate::cli::LimiterArg::Adaptive,
         insecure_registry: Vec::new(),
         registry_ca: Vec::new(),
         report: None,

@@ -92,6 +92,15 @@ pub struct CheckArgs {
 }
 
 /// `--color`.
+/// `run --limiter` (hidden; for benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LimiterArg {
+    /// The per-host adaptive limiter.
+    Adaptive,
+    /// A simulation of kpromo's limiter, for benchmarks only.
+    Kpromo,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -126,6 +135,12 @@ pub struct RunArgs {
     /// `us-docker.pkg.dev=80`). May be given more than once.
     #[arg(long, value_name = "HOST=RATE", value_parser = parse_host_rate)]
     pub max_rps_host: Vec<(String, f64)>,
+
+    /// The rate limiting algorithm. `kpromo` simulates kpromo's (one 50 r/s
+    /// limiter for every registry, a 10 s pause per 429) and exists only to
+    /// benchmark against it (bench/ratelimit.sh).
+    #[arg(long, hide = true, value_enum, default_value = "adaptive")]
+    pub limiter: LimiterArg,
 
     /// A registry host (`host[:port]`) that may be reached over plain HTTP.
     /// Loopback hosts always may. May be given more than once.

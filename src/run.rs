@@ -102,6 +102,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     };
     options.rate.initial_rps = args.max_rps;
     options.rate.per_host_rps = args.max_rps_host.iter().cloned().collect();
+    options.rate.mode = match args.limiter {
+        crate::cli::LimiterArg::Adaptive => crate::registry::http::LimiterMode::Adaptive,
+        crate::cli::LimiterArg::Kpromo => crate::registry::http::LimiterMode::Kpromo,
+    };
     for path in &args.registry_ca {
         options.extra_ca_pem.push(
             std::fs::read(path)

@@ -49,6 +49,9 @@
 //! stops for 10 s on each 429: a slow host slows all of them, and a fast one
 //! is never used beyond 50 r/s.
 //!
+//! [`LimiterMode::Kpromo`] replaces all of the above with kpromo's own
+//! algorithm, only to benchmark against it (`bench/ratelimit.sh`).
+//!
 //! The concurrency permit is held until the response headers arrive; a body
 //! streamed afterwards (a blob download) no longer counts against the cap.
 //! Redirects that reqwest follows (blob downloads sent to a storage backend)
@@ -88,6 +91,29 @@ const WINDOW: Duration = Duration::from_secs(1);
 const MAX_PAUSE: Duration = Duration::from_secs(300);
 /// Below this share of `RateLimit-Limit` remaining, spread the rest.
 const LOW_REMAINING: f64 = 0.1;
+/// Requests the adaptive pacer lets go back to back after an idle spell.
+const ADAPTIVE_BURST: u32 = 2;
+/// kpromo's token bucket burst.
+const KPROMO_BURST: u32 = 5;
+/// kpromo's pause of every request after a 429.
+const KPROMO_PAUSE: Duration = Duration::from_secs(10);
+
+/// Which algorithm paces requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LimiterMode {
+    /// One adaptive limiter per host (the module documentation).
+    #[default]
+    Adaptive,
+    /// A simulation of kpromo's published algorithm, which exists only to
+    /// benchmark the adaptive mode against it (`bench/ratelimit.sh`, the
+    /// hidden `run --limiter kpromo`): ONE limiter shared by every host, a
+    /// fixed rate of [`RateOptions::initial_rps`] (kpromo's 50 r/s) with a
+    /// burst of 5, and a 10 s pause of all requests on each 429. It never
+    /// adapts and ignores `Retry-After` and `RateLimit-*`. Retries stay
+    /// promoter's own (`retry.rs`); kpromo's cool-down and 30 s first retry
+    /// delay are left out, which only flatters it.
+    Kpromo,
+}
 
 /// How fast to talk to registries. Part of `HttpOptions`.
 #[derive(Clone, Debug)]
@@ -103,6 +129,8 @@ pub struct RateOptions {
     pub ceiling_factor: f64,
     /// Requests in flight per host (default 32).
     pub max_in_flight: usize,
+    /// The algorithm (default adaptive; kpromo's only for benchmarks).
+    pub mode: LimiterMode,
 }
 
 impl Default for RateOptions {
@@ -112,6 +140,7 @@ impl Default for RateOptions {
             per_host_rps: HashMap::new(),
             ceiling_factor: DEFAULT_CEILING_FACTOR,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            mode: LimiterMode::Adaptive,
         }
     }
 }
@@ -239,6 +268,7 @@ fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
 /// The pacing and AIMD state of one host. Pure: time comes in as `now`.
 #[derive(Debug)]
 struct Pace {
+    mode: LimiterMode,
     rate: f64,
     ceiling: f64,
     next_slot: Instant,
@@ -258,8 +288,15 @@ struct Changes {
 }
 
 impl Pace {
+    /// An adaptive pace (the tests' shorthand).
+    #[cfg(test)]
     fn new(initial: f64, ceiling_factor: f64, now: Instant) -> Pace {
+        Pace::with_mode(LimiterMode::Adaptive, initial, ceiling_factor, now)
+    }
+
+    fn with_mode(mode: LimiterMode, initial: f64, ceiling_factor: f64, now: Instant) -> Pace {
         Pace {
+            mode,
             rate: initial,
             ceiling: (initial * ceiling_factor.max(1.0)).max(initial),
             next_slot: now,
@@ -283,9 +320,17 @@ impl Pace {
         }
         self.first_request.get_or_insert(now);
         // Keep the schedule when a waiter wakes a little late; after an idle
-        // spell this lets two requests go back to back, no more.
+        // spell this lets `burst` requests go back to back, no more (two
+        // when adaptive; kpromo's token bucket holds five).
         let interval = Duration::from_secs_f64(1.0 / self.rate);
-        self.next_slot = (self.next_slot + interval).max(now);
+        let burst = match self.mode {
+            LimiterMode::Adaptive => ADAPTIVE_BURST,
+            LimiterMode::Kpromo => KPROMO_BURST,
+        };
+        let earliest = now
+            .checked_sub(interval * (burst - ADAPTIVE_BURST))
+            .unwrap_or(now);
+        self.next_slot = (self.next_slot + interval).max(earliest);
         Ok(())
     }
 
@@ -319,6 +364,13 @@ impl Pace {
     /// Learn from one response.
     fn observe(&mut self, now: Instant, feedback: &Feedback) -> Changes {
         let mut changes = Changes::default();
+        if self.mode == LimiterMode::Kpromo {
+            // kpromo: a fixed rate; each 429 stops everything for 10 s.
+            if feedback.status == 429 {
+                self.pause_until(now, now + KPROMO_PAUSE, &mut changes);
+            }
+            return changes;
+        }
         match feedback.status {
             429 => {
                 let holding_off = self
@@ -374,11 +426,13 @@ impl Pace {
 #[derive(Debug)]
 pub(crate) struct HostLimiter {
     host: String,
-    pace: Mutex<Pace>,
+    /// Shared by every host in kpromo mode, with the turnstile and the
+    /// concurrency cap: one limiter for all.
+    pace: Arc<Mutex<Pace>>,
     /// Waiters queue here (tokio's mutex is FIFO) while the first sleeps
     /// until its slot; it re-checks after waking, so a cut or a pause set
     /// meanwhile applies at once.
-    turnstile: tokio::sync::Mutex<()>,
+    turnstile: Arc<tokio::sync::Mutex<()>>,
     in_flight: Arc<Semaphore>,
     /// Requests, statuses, retries and pauses of this host.
     pub counters: Counters,
@@ -386,15 +440,29 @@ pub(crate) struct HostLimiter {
 
 impl HostLimiter {
     fn new(host: &str, options: &RateOptions) -> HostLimiter {
+        let pace = Pace::with_mode(
+            options.mode,
+            options.initial_for(host),
+            options.ceiling_factor,
+            Instant::now(),
+        );
         HostLimiter {
             host: host.to_owned(),
-            pace: Mutex::new(Pace::new(
-                options.initial_for(host),
-                options.ceiling_factor,
-                Instant::now(),
-            )),
-            turnstile: tokio::sync::Mutex::new(()),
+            pace: Arc::new(Mutex::new(pace)),
+            turnstile: Arc::new(tokio::sync::Mutex::new(())),
             in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
+            counters: Counters::default(),
+        }
+    }
+
+    /// A limiter for `host` that shares `global`'s pace, turnstile and
+    /// concurrency cap, with counters of its own (kpromo mode).
+    fn sharing(host: &str, global: &HostLimiter) -> HostLimiter {
+        HostLimiter {
+            host: host.to_owned(),
+            pace: global.pace.clone(),
+            turnstile: global.turnstile.clone(),
+            in_flight: global.in_flight.clone(),
             counters: Counters::default(),
         }
     }
@@ -452,6 +520,8 @@ impl HostLimiter {
 pub(crate) struct Limiters {
     options: RateOptions,
     hosts: Mutex<BTreeMap<String, Arc<HostLimiter>>>,
+    /// kpromo mode: the one limiter every host shares.
+    global: Option<HostLimiter>,
 }
 
 /// `host[:port]` of a URL, the port only when the URL names one.
@@ -465,9 +535,11 @@ pub(crate) fn host_key(url: &Url) -> String {
 
 impl Limiters {
     pub fn new(options: RateOptions) -> Limiters {
+        let global = (options.mode == LimiterMode::Kpromo).then(|| HostLimiter::new("*", &options));
         Limiters {
             options,
             hosts: Mutex::new(BTreeMap::new()),
+            global,
         }
     }
 
@@ -476,7 +548,12 @@ impl Limiters {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         hosts
             .entry(host.to_owned())
-            .or_insert_with(|| Arc::new(HostLimiter::new(host, &self.options)))
+            .or_insert_with(|| {
+                Arc::new(match &self.global {
+                    Some(global) => HostLimiter::sharing(host, global),
+                    None => HostLimiter::new(host, &self.options),
+                })
+            })
             .clone()
     }
 
@@ -618,6 +695,42 @@ mod tests {
             }
         }
         assert_eq!(pace.rate, 40.0);
+    }
+
+    #[test]
+    fn kpromo_mode_bursts_five_keeps_its_rate_and_pauses_10_s_per_429() {
+        let start = Instant::now() + Duration::from_secs(1);
+        let mut pace = Pace::with_mode(LimiterMode::Kpromo, 50.0, 4.0, start);
+        let now = at(start, 1.0);
+        for _ in 0..5 {
+            assert_eq!(pace.try_take(now), Ok(()));
+        }
+        assert!(pace.try_take(now).is_err());
+        let changes = pace.observe(now, &status(429));
+        assert!(!changes.cut);
+        assert_eq!(changes.paused, KPROMO_PAUSE);
+        assert_eq!(pace.rate, 50.0);
+        assert_eq!(pace.try_take(at(start, 5.0)), Err(at(start, 11.0)));
+        // Successes never raise it.
+        for _ in 0..100 {
+            pace.observe(at(start, 12.0), &status(200));
+        }
+        assert_eq!(pace.rate, 50.0);
+    }
+
+    #[test]
+    fn kpromo_mode_shares_one_limiter_between_hosts() {
+        let limiters = Limiters::new(RateOptions {
+            mode: LimiterMode::Kpromo,
+            ..RateOptions::default()
+        });
+        let (a, b) = (limiters.host("a:1"), limiters.host("b:2"));
+        assert!(Arc::ptr_eq(&a.pace, &b.pace));
+        b.observe(429, &HeaderMap::new());
+        assert!(a.pace().paused_until > Instant::now());
+        let adaptive = Limiters::new(RateOptions::default());
+        let (a, b) = (adaptive.host("a:1"), adaptive.host("b:2"));
+        assert!(!Arc::ptr_eq(&a.pace, &b.pace));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub(crate) mod transport;
 mod upload;
 
 pub use client::{HttpClient, HttpOptions};
-pub use limit::RateOptions;
+pub use limit::{LimiterMode, RateOptions};
 pub use retry::RetryOptions;
 pub use stats::HostStats;
 pub use transport::USER_AGENT;
