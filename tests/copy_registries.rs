@@ -310,7 +310,14 @@ async fn mounts_inside_one_registry_and_streams_to_another() {
     seed(registry.as_ref(), &cases).await;
     let (blob_count, blob_bytes) = distinct_blobs(&cases);
 
-    let (report, _) = run(jobs(&registry, &cases, std::slice::from_ref(&same), true, "")).await;
+    let (report, _) = run(jobs(
+        &registry,
+        &cases,
+        std::slice::from_ref(&same),
+        true,
+        "",
+    ))
+    .await;
     assert_all_ok(&report);
     assert_eq!(report.stats.blobs_mounted, blob_count);
     assert_eq!(report.stats.blobs_uploaded, 0);
