@@ -136,19 +136,12 @@ impl HttpRegistry {
         repo: &RepoName,
         url: &Url,
     ) -> Result<Option<(Option<String>, Bytes)>> {
-        let response = self
-            .call(
-                transport::Request::new(Method::GET, url.clone()),
-                &[scope(repo, false)],
-                repo,
-            )
-            .await?;
-        if transport::is_not_found(response.status()) {
+        let Some(response) = self
+            .pull(repo, transport::Request::new(Method::GET, url.clone()))
+            .await?
+        else {
             return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(self.fail(&Method::GET, repo, response, "pull").await);
-        }
+        };
         let next = next_link(&response);
         let body = response.bytes().await.map_err(|source| Error::Transport {
             method: "GET".into(),

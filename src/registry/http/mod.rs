@@ -199,6 +199,21 @@ impl HttpRegistry {
 
     /// Turn 403 into [`Error::Denied`] and anything else unexpected into
     /// [`Error::Status`].
+    /// Sends a read (pull-scoped) request: `Ok(None)` when the registry
+    /// answers 404, an error naming the repository for any other failure,
+    /// else the successful response.
+    async fn pull(&self, repo: &RepoName, request: transport::Request) -> Result<Option<Response>> {
+        let method = request.method.clone();
+        let response = self.call(request, &[scope(repo, false)], repo).await?;
+        if transport::is_not_found(response.status()) {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(self.fail(&method, repo, response, "pull").await);
+        }
+        Ok(Some(response))
+    }
+
     async fn fail(
         &self,
         method: &Method,
@@ -287,19 +302,12 @@ impl HttpRegistry {
         reference: &Reference,
     ) -> Result<Option<Descriptor>> {
         let url = self.url(repo, &format!("manifests/{reference}")).await?;
-        let response = self
-            .call(
-                self.manifest_request(Method::HEAD, url),
-                &[scope(repo, false)],
-                repo,
-            )
-            .await?;
-        if transport::is_not_found(response.status()) {
+        let Some(response) = self
+            .pull(repo, self.manifest_request(Method::HEAD, url))
+            .await?
+        else {
             return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(self.fail(&Method::HEAD, repo, response, "pull").await);
-        }
+        };
         let digest = content_digest(&response);
         let media_type = content_type(&response).filter(|m| manifest::is_manifest_type(m));
         let size = header_length(&response).filter(|&n| n > 0);
@@ -324,19 +332,12 @@ impl HttpRegistry {
 
     async fn get_manifest_once(&self, repo: &RepoName, reference: &Reference) -> Result<Manifest> {
         let url = self.url(repo, &format!("manifests/{reference}")).await?;
-        let response = self
-            .call(
-                self.manifest_request(Method::GET, url),
-                &[scope(repo, false)],
-                repo,
-            )
-            .await?;
-        if transport::is_not_found(response.status()) {
+        let Some(response) = self
+            .pull(repo, self.manifest_request(Method::GET, url))
+            .await?
+        else {
             return Err(self.not_found(repo, format!("manifest {reference}")));
-        }
-        if !response.status().is_success() {
-            return Err(self.fail(&Method::GET, repo, response, "pull").await);
-        }
+        };
         let location = format!("{}:{reference}", self.location(repo));
         let header_digest = content_digest(&response);
         let media_type = content_type(&response);
@@ -359,19 +360,12 @@ impl HttpRegistry {
 
     async fn blob_exists_once(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
         let url = self.url(repo, &format!("blobs/{digest}")).await?;
-        let response = self
-            .call(
-                transport::Request::new(Method::HEAD, url),
-                &[scope(repo, false)],
-                repo,
-            )
-            .await?;
-        if transport::is_not_found(response.status()) {
+        let Some(response) = self
+            .pull(repo, transport::Request::new(Method::HEAD, url))
+            .await?
+        else {
             return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(self.fail(&Method::HEAD, repo, response, "pull").await);
-        }
+        };
         header_length(&response)
             .map(Some)
             .ok_or_else(|| Error::InvalidResponse {
@@ -382,19 +376,12 @@ impl HttpRegistry {
 
     async fn get_blob_once(&self, repo: &RepoName, digest: &Digest) -> Result<Blob> {
         let url = self.url(repo, &format!("blobs/{digest}")).await?;
-        let response = self
-            .call(
-                transport::Request::new(Method::GET, url),
-                &[scope(repo, false)],
-                repo,
-            )
-            .await?;
-        if transport::is_not_found(response.status()) {
+        let Some(response) = self
+            .pull(repo, transport::Request::new(Method::GET, url))
+            .await?
+        else {
             return Err(self.not_found(repo, format!("blob {digest}")));
-        }
-        if !response.status().is_success() {
-            return Err(self.fail(&Method::GET, repo, response, "pull").await);
-        }
+        };
         let size = response.content_length();
         let url = response.url().to_string();
         let raw = response.bytes_stream().map(move |r| {
