@@ -15,11 +15,7 @@ case "$runs" in
   '' | *[!0-9]* | 0) echo "usage: bench/check.sh [N]  (N a positive integer)" >&2; exit 2 ;;
 esac
 
-if [ ! -x /usr/bin/time ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends time
-fi
+bench/install.sh time
 
 cargo build --release --locked --quiet
 bin=target/release/promoter

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Side by side: `promoter run --confirm` against `skopeo sync --all
 # --preserve-digests` (skopeo 1.9, one process per destination in parallel),
-# alternated A/B/A/B on local docker-registry instances. Needs the packages
-# `.ci/run` installs (docker-registry, skopeo), python3 and /usr/bin/time
-# (Debian package `time`).
+# alternated A/B/A/B on local docker-registry instances. Installs the Debian
+# packages it needs (docker-registry, skopeo, time) when missing; needs python3.
 #
 # Defaults follow issue 4: 50 two-platform images (2 layers per platform,
 # one shared, 1-4 MiB each) in 10 repositories, one source, 4 destinations,
@@ -14,5 +13,6 @@
 # PROMOTER_ARGS="--max-rps 1000" adds flags to every promoter run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench/install.sh time docker-registry skopeo
 cargo build --release --quiet --bin promoter
 exec python3 bench/promote.py

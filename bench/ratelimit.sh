@@ -7,13 +7,14 @@
 # access log), exit status and images missing afterwards, and the ratio
 # adaptive / kpromo mode (target <= 0.5 with zero failures).
 #
-# Needs Debian nginx, docker-registry and skopeo (what `.ci/run` installs)
-# and python3. Override with the environment:
+# Installs Debian nginx, docker-registry and skopeo when missing; needs
+# python3. Override with the environment:
 #   IMAGES=12 REPOS=4 LIMIT=20 BURST=5 MIN_KIB=16 MAX_KIB=64 TIMEOUT=900 \
 #     bench/ratelimit.sh
 # PROMOTER_ARGS adds flags to both promoter runs; BENCH_KEEP=1 keeps the
 # scratch directory (every contender's output, nginx logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench/install.sh nginx docker-registry skopeo
 cargo build --release --quiet --bin promoter
 exec python3 bench/ratelimit.py

@@ -19,11 +19,7 @@ case "$runs" in
   '' | *[!0-9]* | 0) echo "usage: bench/scale.sh [RUNS]  (RUNS a positive integer)" >&2; exit 2 ;;
 esac
 
-if [ ! -x /usr/bin/time ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends time
-fi
+bench/install.sh time
 
 # The test harness starts the stand-in (one listener per registry host),
 # rewrites a copy of the corpus to point at it, runs the release binary
