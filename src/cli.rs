@@ -385,6 +385,24 @@ pub struct SigningArgs {
     /// the identity and issuer flags.
     #[arg(long)]
     pub require_signed_source: bool,
+
+    /// Attest each signed digest: a promotion record and SLSA provenance v1,
+    /// DSSE-signed, logged and stored as bundle referrers, replicated with
+    /// the signatures. On by default whenever images are signed;
+    /// `--attest=false` turns it off.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub attest: bool,
+
+    /// Every staging image must carry SLSA provenance v1 that verifies.
+    /// Without it, provenance is checked where present: a staging image
+    /// whose provenance does not verify is never promoted.
+    #[arg(long)]
+    pub require_provenance: bool,
+
+    /// A builder id staging provenance may name (`runDetails.builder.id`):
+    /// exact, or a prefix when it ends in `*`. May be repeated. Default: any.
+    #[arg(long, value_name = "ID")]
+    pub allowed_builder: Vec<String>,
 }
 
 /// `--signature-format`.
@@ -436,7 +454,13 @@ pub struct VerifyArgs {
     #[arg(long, value_enum, default_value_t = SignatureFormat::Both)]
     pub signature_format: SignatureFormat,
 
-    /// Copy missing signatures from a destination that has valid ones.
+    /// Also check the attestations: every destination must hold a
+    /// promotion record and SLSA provenance that verify and name it.
+    #[arg(long)]
+    pub attestations: bool,
+
+    /// Copy missing signatures (and attestations) from a destination that
+    /// has valid ones.
     #[arg(long)]
     pub fix: bool,
 

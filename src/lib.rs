@@ -8,6 +8,7 @@
 //! OCI image-layout backend.
 
 pub mod action;
+pub mod attest;
 pub mod check;
 pub mod cip;
 pub mod cli;

@@ -72,6 +72,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     // A bad `--shards` setup fails before any work.
     let shard = args.shard()?;
     let mut timings = Timings::default();
+    let run_started = crate::sign::now();
 
     // Phase 1: parse and validate. Invalid manifests stop the run.
     let started = Instant::now();
@@ -286,8 +287,21 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         // Sign each promoted digest once, replicate to the other mirrors.
         let started = Instant::now();
         diagnostics.extend(
-            crate::sign::phase::run_phase(&args.signing, &plan, &mut |name| registries.get(name))
-                .await,
+            crate::sign::phase::run_phase(
+                &args.signing,
+                &plan,
+                &places,
+                crate::attest::statement::RunFacts::detect(
+                    args.manifests.manifest.as_deref().or(args
+                        .manifests
+                        .thin_manifest_dir
+                        .first()
+                        .map(|p| p.as_path())),
+                    run_started,
+                ),
+                &mut |name| registries.get(name),
+            )
+            .await,
         );
         timings.record("sign", started);
     }

@@ -66,6 +66,8 @@ pub const PASS_THROUGH: &[(&str, For)] = &[
     ("certificate-oidc-issuer", For::Both),
     ("certificate-oidc-issuer-regexp", For::Both),
     ("public-key", For::Verify),
+    ("attest", For::Run),
+    ("allowed-builder", For::Run),
 ];
 
 /// The inputs other than [`PASS_THROUGH`]: with those, every input

@@ -131,13 +131,20 @@ pub fn empty_blob() -> Bytes {
     Bytes::from_static(b"{}")
 }
 
-/// The referrer manifest that stores `bundle` for `subject`. `created` is an
-/// RFC 3339 time.
-pub fn referrer(bundle: &[u8], subject: &Descriptor, created: &str) -> Result<Manifest, Error> {
+/// The referrer manifest that stores `bundle` (a statement of
+/// `predicate_type`) for `subject`, with `extra` annotations. `created` is
+/// an RFC 3339 time.
+pub fn referrer(
+    bundle: &[u8],
+    subject: &Descriptor,
+    predicate_type: &str,
+    extra: &[(&str, &str)],
+    created: &str,
+) -> Result<Manifest, Error> {
     let empty = empty_blob();
-    let mut annotations = BTreeMap::new();
+    let mut annotations: BTreeMap<&str, &str> = extra.iter().copied().collect();
     annotations.insert(ANN_CONTENT, "dsse-envelope");
-    annotations.insert(ANN_PREDICATE, SIGN_PREDICATE);
+    annotations.insert(ANN_PREDICATE, predicate_type);
     annotations.insert("org.opencontainers.image.created", created);
     let subject = Descriptor::new(subject.media_type.clone(), subject.digest, subject.size);
     let manifest = json!({

@@ -352,29 +352,63 @@ impl Signer {
 
     async fn sign_bundle(&mut self, subject: &Subject, place: &Place) -> Result<bool, Error> {
         let reg = place.registry.as_ref();
-        if !bundle_referrers(reg, &place.repo, &subject.digest, &self.counts)
-            .await?
-            .is_empty()
+        let present = bundle_referrers(reg, &place.repo, &subject.digest, &self.counts).await?;
+        // A bundle without a predicate annotation is taken for a signature,
+        // as before attestations existed.
+        if present
+            .iter()
+            .any(|d| matches!(predicate_of(d), None | Some(bundle::SIGN_PREDICATE)))
         {
             return Ok(false);
         }
+        let statement = bundle::statement(&subject.public_name, &subject.digest);
+        self.put_statement(
+            place,
+            &subject.digest,
+            &statement,
+            bundle::SIGN_PREDICATE,
+            &[],
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// The identity the run signs as: the certificate's SAN when keyless
+    /// (requesting the certificate if needed), `None` with a key.
+    pub async fn identity(&mut self) -> Result<Option<String>, Error> {
+        match self.certificate().await? {
+            Some((_, _, der)) => Ok(crypto::cert_facts(&der)?.identities.into_iter().next()),
+            None => Ok(None),
+        }
+    }
+
+    /// DSSE-sign the in-toto `statement` (of predicate type
+    /// `predicate_type`), log it in Rekor (keyless), and store it as a
+    /// sigstore bundle referrer of `digest` in `place` with `annotations`,
+    /// listed in the tag-schema index too. The subject must be there.
+    pub async fn put_statement(
+        &mut self,
+        place: &Place,
+        digest: &Digest,
+        statement: &[u8],
+        predicate_type: &str,
+        annotations: &[(&str, &str)],
+    ) -> Result<(), Error> {
+        let reg = place.registry.as_ref();
         Counts::bump(&self.counts.reads);
         let subject_desc = reg
-            .head_manifest(&place.repo, &Reference::Digest(subject.digest))
+            .head_manifest(&place.repo, &Reference::Digest(*digest))
             .await
             .map_err(|source| Error::Registry {
-                what: format!("reading {place}@{}", subject.digest),
+                what: format!("reading {place}@{digest}"),
                 source,
             })?
-            .ok_or_else(|| {
-                Error::Format(format!("{place}@{} is not there to sign", subject.digest))
-            })?;
+            .ok_or_else(|| Error::Format(format!("{place}@{digest} is not there to sign")))?;
         let cert = self.certificate().await?;
-        let statement = bundle::statement(&subject.public_name, &subject.digest);
         let signature = self
             .signing_key()
-            .sign(&bundle::pae(bundle::INTOTO_PAYLOAD_TYPE, &statement));
-        let envelope = bundle::envelope(&statement, &signature);
+            .sign(&bundle::pae(bundle::INTOTO_PAYLOAD_TYPE, statement));
+        let envelope = bundle::envelope(statement, &signature);
         let entry = match &cert {
             Some((leaf, _, _)) => self.log(rekor::dsse(&envelope, leaf)).await?,
             None => None,
@@ -387,7 +421,13 @@ impl Signer {
             entry.as_ref(),
         )?;
         let created = bundle::rfc3339(now());
-        let referrer = bundle::referrer(&bundle_bytes, &subject_desc, &created)?;
+        let referrer = bundle::referrer(
+            &bundle_bytes,
+            &subject_desc,
+            predicate_type,
+            annotations,
+            &created,
+        )?;
         store::put_blob(reg, &place.repo, bundle::empty_blob(), &self.counts).await?;
         store::put_blob(reg, &place.repo, bundle_bytes.into(), &self.counts).await?;
         store::push_manifest(
@@ -401,29 +441,42 @@ impl Signer {
         store::add_to_fallback_index(
             reg,
             &place.repo,
-            &subject.digest,
-            &referrer_descriptor(&referrer),
+            digest,
+            &referrer_descriptor(&referrer)?,
             &self.counts,
         )
-        .await?;
-        Ok(true)
+        .await
     }
 }
 
-/// The descriptor of a bundle referrer, as indexes list it.
-pub fn referrer_descriptor(referrer: &registry::Manifest) -> Descriptor {
+/// The descriptor of a bundle referrer as the referrers API lists it: its
+/// artifact type and the manifest's own annotations.
+pub fn referrer_descriptor(referrer: &registry::Manifest) -> Result<Descriptor, Error> {
+    #[derive(serde::Deserialize)]
+    struct Annotated {
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+    }
+    let annotated: Annotated = serde_json::from_slice(referrer.bytes())
+        .map_err(|e| Error::Format(format!("unreadable referrer manifest: {e}")))?;
     let mut d = referrer.descriptor();
     d.artifact_type = Some(bundle::BUNDLE_MEDIA_TYPE.to_owned());
-    let mut annotations = BTreeMap::new();
-    annotations.insert(
-        bundle::ANN_PREDICATE.to_owned(),
-        bundle::SIGN_PREDICATE.to_owned(),
-    );
-    d.annotations = Some(annotations);
-    d
+    d.annotations = Some(annotated.annotations);
+    Ok(d)
 }
 
-/// The sigstore bundle referrers of `digest` in `repo`.
+/// The predicate type a bundle referrer's descriptor announces
+/// (`dev.sigstore.bundle.predicateType`), if it does.
+pub fn predicate_of(referrer: &Descriptor) -> Option<&str> {
+    referrer
+        .annotations
+        .as_ref()?
+        .get(bundle::ANN_PREDICATE)
+        .map(String::as_str)
+}
+
+/// The sigstore bundle referrers of `digest` in `repo`: signatures and
+/// attestations alike (tell them apart with [`predicate_of`]).
 pub async fn bundle_referrers(
     reg: &dyn Registry,
     repo: &RepoName,

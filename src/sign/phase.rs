@@ -19,8 +19,12 @@ use super::store::Counts;
 use super::trust::TrustedRoot;
 use super::verify::{Matcher, Policy, Status, Verdict};
 use super::{Formats, Identity, Place, Signer, Subject, fulcio, rekor, replicate, verify};
+use crate::attest::provenance::{self, Requirement};
+use crate::attest::statement::{Promotion, RunFacts};
+use crate::attest::{self, Attestations};
 use crate::check::{self, Outcome};
 use crate::cli::{CheckArgs, ColorChoice, IdentityArgs, SigningArgs, VerifyArgs};
+use crate::diagnostic::Location;
 use crate::diagnostic::{Code, Counts as DiagnosticCounts, Diagnostic};
 use crate::plan::{self, Plan, Repo};
 use crate::registry::http::{HttpClient, HttpOptions};
@@ -90,10 +94,18 @@ fn identity(args: &SigningArgs) -> Result<Option<Identity>, String> {
     }
 }
 
-/// The `sign` phase of `run`: sign every image of `plan` once, on its first
-/// destination, and replicate the signatures to its other destinations.
-/// Problems come back as diagnostics; the run goes on.
-pub async fn run_phase(args: &SigningArgs, plan: &Plan, open: &mut Open<'_>) -> Vec<Diagnostic> {
+/// The `sign` phase of `run`: sign (and attest) every image of `plan`
+/// once, on its first destination, and replicate the signatures and
+/// attestations to its other destinations. `listed_at[i]` is where
+/// `plan.images[i]` is listed (for the promotion record); `facts` describe
+/// the run. Problems come back as diagnostics; the run goes on.
+pub async fn run_phase(
+    args: &SigningArgs,
+    plan: &Plan,
+    listed_at: &[Option<Location>],
+    facts: RunFacts,
+    open: &mut Open<'_>,
+) -> Vec<Diagnostic> {
     if plan.images.is_empty() {
         return Vec::new();
     }
@@ -102,7 +114,7 @@ pub async fn run_phase(args: &SigningArgs, plan: &Plan, open: &mut Open<'_>) -> 
         Ok(None) => return Vec::new(),
         Err(message) => return vec![failure(message)],
     };
-    match sign_plan(args, identity, plan, open).await {
+    match sign_plan(args, identity, plan, listed_at, facts, open).await {
         Ok(diagnostics) => diagnostics,
         Err(err) => vec![failure(format!("signing failed: {err:#}"))],
     }
@@ -112,6 +124,8 @@ async fn sign_plan(
     args: &SigningArgs,
     identity: Identity,
     plan: &Plan,
+    listed_at: &[Option<Location>],
+    facts: RunFacts,
     open: &mut Open<'_>,
 ) -> anyhow::Result<Vec<Diagnostic>> {
     let formats = Formats::from(args.signature_format);
@@ -135,7 +149,8 @@ async fn sign_plan(
     let counts = signer.counts.clone();
     let mut diagnostics = Vec::new();
     let mut subjects = Vec::new();
-    for image in &plan.images {
+    let mut promotions = Vec::new();
+    for (index, image) in plan.images.iter().enumerate() {
         let Some(first) = image.targets.first() else {
             continue;
         };
@@ -150,30 +165,52 @@ async fn sign_plan(
             registry: open(&image.source.registry)?,
             repo: image.source.repo.clone(),
         };
+        let public_name = public_name(
+            args.signature_identity_prefix.as_deref(),
+            &image.source,
+            &first.destination,
+        );
+        promotions.push(Promotion {
+            public_name: public_name.clone(),
+            digest: image.digest,
+            source: image.source.to_string(),
+            destinations: image
+                .targets
+                .iter()
+                .map(|t| (t.destination.to_string(), t.tags.clone()))
+                .collect(),
+            manifest: listed_at
+                .get(index)
+                .and_then(Option::as_ref)
+                .map(|l| (l.file.to_string(), l.line)),
+        });
         subjects.push((
             source,
             Subject {
                 digest: image.digest,
-                public_name: public_name(
-                    args.signature_identity_prefix.as_deref(),
-                    &image.source,
-                    &first.destination,
-                ),
+                public_name,
                 destinations,
             },
         ));
     }
-    // The staging signatures were checked before the copy
+    // The staging signatures and provenance were checked before the copy
     // (`refused_sources`): images that failed never got here.
+    let mut attestations = args.attest.then(|| Attestations::new(facts));
     diagnostics.extend(
-        sign_and_replicate(&mut signer, &subjects, formats, None)
-            .await
-            .into_iter()
-            .map(failure),
+        sign_and_replicate(
+            &mut signer,
+            &subjects,
+            formats,
+            attestations.as_mut().map(|a| (a, promotions.as_slice())),
+        )
+        .await
+        .into_iter()
+        .map(failure),
     );
     eprintln!(
-        "promoter: signed {} digest(s) (Fulcio {} request(s), Rekor {} entr(ies)); signatures copied to {} destination(s); {} manifest(s) and {} blob(s) pushed",
+        "promoter: signed {} digest(s), wrote {} attestation(s) (Fulcio {} request(s), Rekor {} entr(ies)); signatures copied to {} destination(s); {} manifest(s) and {} blob(s) pushed",
         Counts::get(&counts.signed),
+        Counts::get(&counts.attested),
         Counts::get(&counts.fulcio),
         Counts::get(&counts.rekor),
         Counts::get(&counts.replicated),
@@ -185,42 +222,23 @@ async fn sign_plan(
 
 /// For each `(source, subject)`: copy the staging image's signatures to the
 /// first destination (as kpromo does), sign there unless already signed,
-/// then replicate to every other destination (8 at a time). Returns the
-/// problems; each stops only its own subject or destination.
+/// attest there (with `attest`: the run's attestations and, in the order
+/// of `subjects`, what each promotion did), then replicate to every other
+/// destination (8 at a time). Returns the problems; each stops only its
+/// own subject or destination.
 pub async fn sign_and_replicate(
     signer: &mut Signer,
     subjects: &[(Place, Subject)],
     formats: Formats,
-    source_check: Option<&SourceCheck>,
+    mut attest: Option<(&mut Attestations, &[Promotion])>,
 ) -> Vec<String> {
     let counts = signer.counts.clone();
     let mut problems = Vec::new();
     // Signing is sequential (one key, one certificate, cheap per digest);
     // replication, the bulk of the requests, runs concurrently below.
     let mut signed = Vec::with_capacity(subjects.len());
-    for (source, subject) in subjects {
+    for (index, (source, subject)) in subjects.iter().enumerate() {
         let first = &subject.destinations[0];
-        if let Some(check) = source_check {
-            let verdict = verify::check(
-                source,
-                &subject.digest,
-                Formats {
-                    legacy: true,
-                    bundle: true,
-                },
-                &check.policy,
-                signer.trust(),
-                &counts,
-            )
-            .await;
-            if let Some(why) = check.refusal(&verdict) {
-                problems.push(format!(
-                    "{source}@{}: {why}; not signed, its signatures not copied",
-                    subject.digest
-                ));
-                continue;
-            }
-        }
         // The staging image's own signatures travel with it, as kpromo's do.
         if let Err(err) =
             replicate::replicate(source, first, &subject.digest, formats, &counts).await
@@ -233,6 +251,16 @@ pub async fn sign_and_replicate(
         if let Err(err) = signer.sign(subject).await {
             problems.push(format!("signing {first}@{} failed: {err}", subject.digest));
             continue;
+        }
+        if let Some((attestations, promotions)) = attest.as_mut()
+            && let Some(promotion) = promotions.get(index)
+            && let Err(err) = attestations.write(signer, first, promotion).await
+        {
+            // The signature stands and is replicated; a re-run attests.
+            problems.push(format!(
+                "attesting {first}@{} failed: {err}",
+                subject.digest
+            ));
         }
         signed.push(subject);
     }
@@ -314,19 +342,22 @@ fn source_check(args: &SigningArgs) -> anyhow::Result<Option<SourceCheck>> {
     }))
 }
 
-/// Before the copy: with a source policy, check the staging signatures of
-/// every image the plan would copy or tag. Returns the index in
-/// `plan.images` and the reason of each image to stop: a bad (or, with
-/// `--require-signed-source`, missing) staging signature stops the image
-/// before anything of it is written.
+/// Before the copy: check the staging image of every image the plan would
+/// copy or tag. Its SLSA provenance, where present (or with
+/// `--require-provenance`), must verify and name an allowed builder; with a
+/// source policy, its signatures must too. Returns the index in
+/// `plan.images` and the reason of each image to stop: such an image is
+/// stopped before anything of it is written.
 pub async fn refused_sources(
     args: &SigningArgs,
     plan: &Plan,
     open: &mut Open<'_>,
 ) -> anyhow::Result<Vec<(usize, String)>> {
-    let Some(check) = source_check(args)? else {
+    let check = source_check(args)?;
+    let provenance = provenance_requirement(args)?;
+    if check.is_none() && provenance.is_none() {
         return Ok(Vec::new());
-    };
+    }
     let trust = TrustedRoot::load(args.trusted_root.as_deref())?;
     let counts = Counts::default();
     let mut refused = Vec::new();
@@ -335,19 +366,28 @@ pub async fn refused_sources(
             registry: open(&image.source.registry)?,
             repo: image.source.repo.clone(),
         };
-        let verdict = verify::check(
-            &source,
-            &image.digest,
-            Formats {
-                legacy: true,
-                bundle: true,
-            },
-            &check.policy,
-            &trust,
-            &counts,
-        )
-        .await;
-        if let Some(why) = check.refusal(&verdict) {
+        let mut why = None;
+        if let Some(check) = &check {
+            let verdict = verify::check(
+                &source,
+                &image.digest,
+                Formats {
+                    legacy: true,
+                    bundle: true,
+                },
+                &check.policy,
+                &trust,
+                &counts,
+            )
+            .await;
+            why = check.refusal(&verdict);
+        }
+        if why.is_none()
+            && let Some(requirement) = &provenance
+        {
+            why = provenance::refusal(&source, &image.digest, requirement, &trust, &counts).await;
+        }
+        if let Some(why) = why {
             refused.push((
                 index,
                 format!("{source}@{}: {why}; not promoted", image.digest),
@@ -355,6 +395,33 @@ pub async fn refused_sources(
         }
     }
     Ok(refused)
+}
+
+/// How staging provenance is checked: always when signing is on (verify
+/// it where present), and whenever `--require-provenance` or
+/// `--allowed-builder` asks for it. Signed by the source identity when one
+/// is given, else by anyone the trusted root vouches for.
+fn provenance_requirement(args: &SigningArgs) -> anyhow::Result<Option<Requirement>> {
+    let asked = args.require_provenance || !args.allowed_builder.is_empty();
+    if args.sign == Some(false) && !asked {
+        return Ok(None);
+    }
+    let id = &args.source_identity;
+    let given = id.certificate_identity.is_some() || id.certificate_identity_regexp.is_some();
+    let signer = if given {
+        policy_of(id, None)?
+    } else {
+        Policy {
+            identity: Matcher::Anyone,
+            issuer: Matcher::Anyone,
+            public_key: None,
+        }
+    };
+    Ok(Some(Requirement {
+        signer,
+        allowed_builders: args.allowed_builder.clone(),
+        require: args.require_provenance,
+    }))
 }
 
 /// How `run` checks the staging image's own signatures.
@@ -474,21 +541,23 @@ pub async fn verify_command(args: &VerifyArgs) -> anyhow::Result<Outcome> {
         .enumerate()
         .flat_map(|(i, (_, places))| (0..places.len()).map(move |j| (i, j)))
         .collect();
+    let attestations = args.attestations;
     let verdicts = run_checks(
         &items,
         &checks,
         formats,
+        attestations,
         &policy,
         &trust,
         &counts,
         args.concurrency,
     )
     .await;
-    let mut gaps: Vec<((usize, usize), Verdict)> = checks
+    let mut gaps: Vec<((usize, usize), Finding)> = checks
         .iter()
         .copied()
         .zip(verdicts)
-        .filter(|(_, v)| !(v.legacy.is_ok() && v.bundle.is_ok()))
+        .filter(|(_, v)| !v.is_ok())
         .collect();
     let total = checks.len();
     let mut out = std::io::stdout().lock();
@@ -516,6 +585,7 @@ pub async fn verify_command(args: &VerifyArgs) -> anyhow::Result<Outcome> {
             &items,
             &fixed,
             formats,
+            attestations,
             &policy,
             &trust,
             &counts,
@@ -523,57 +593,104 @@ pub async fn verify_command(args: &VerifyArgs) -> anyhow::Result<Outcome> {
         )
         .await;
         for (key, verdict) in fixed.iter().zip(rechecked) {
-            if verdict.legacy.is_ok() && verdict.bundle.is_ok() {
+            if verdict.is_ok() {
                 writeln!(out, "fixed: {}@{}", items[key.0].1[key.1], items[key.0].0)?;
                 gaps.retain(|(g, _)| g != key);
             }
         }
     }
+    let what = if attestations {
+        "signatures and attestations"
+    } else {
+        "signatures"
+    };
     if gaps.is_empty() {
         writeln!(
             out,
-            "verify: all {total} destination image(s) carry valid signatures ({} request(s))",
+            "verify: all {total} destination image(s) carry valid {what} ({} request(s))",
             Counts::get(&counts.reads)
         )?;
         return Ok(Outcome::Clean);
     }
-    writeln!(
-        out,
-        "{:<60} {:<20} {:<24} bundle",
-        "destination", "digest", "legacy"
-    )?;
-    for ((i, j), verdict) in &gaps {
+    let mut header = format!(
+        "{:<60} {:<20} {:<24} {:<24}",
+        "destination", "digest", "legacy", "bundle"
+    );
+    if attestations {
+        header.push_str(&format!(" {:<24} provenance", "record"));
+    }
+    writeln!(out, "{}", header.trim_end())?;
+    for ((i, j), finding) in &gaps {
         let (digest, places) = &items[*i];
-        writeln!(
-            out,
-            "{:<60} {:<20} {:<24} {}",
+        let mut line = format!(
+            "{:<60} {:<20} {:<24} {:<24}",
             places[*j].to_string(),
             &digest.to_string()[..19],
-            verdict.legacy.label(),
-            verdict.bundle.label()
-        )?;
+            finding.signatures.legacy.label(),
+            finding.signatures.bundle.label()
+        );
+        if let Some(a) = &finding.attestations {
+            line.push_str(&format!(
+                " {:<24} {}",
+                a.record.label(),
+                a.provenance.label()
+            ));
+        }
+        writeln!(out, "{}", line.trim_end())?;
     }
     writeln!(
         out,
-        "verify: {} of {total} destination image(s) lack a valid signature",
-        gaps.len()
+        "verify: {} of {total} destination image(s) lack {}",
+        gaps.len(),
+        if attestations {
+            "valid signatures or attestations"
+        } else {
+            "a valid signature"
+        }
     )?;
     Ok(Outcome::Findings)
 }
 
+/// What `verify` found for one digest in one destination.
+struct Finding {
+    signatures: Verdict,
+    /// With `--attestations`.
+    attestations: Option<attest::verify::Verdict>,
+}
+
+impl Finding {
+    fn is_ok(&self) -> bool {
+        self.signatures.legacy.is_ok()
+            && self.signatures.bundle.is_ok()
+            && self.attestations.as_ref().is_none_or(|a| a.is_ok())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_checks(
     items: &[(registry::Digest, Vec<Place>)],
     checks: &[(usize, usize)],
     formats: Formats,
+    attestations: bool,
     policy: &Policy,
     trust: &TrustedRoot,
     counts: &Counts,
     concurrency: usize,
-) -> Vec<Verdict> {
+) -> Vec<Finding> {
     stream::iter(checks.iter())
-        .map(|(i, j)| {
+        .map(|(i, j)| async move {
             let (digest, places) = &items[*i];
-            verify::check(&places[*j], digest, formats, policy, trust, counts)
+            let place = &places[*j];
+            let signatures = verify::check(place, digest, formats, policy, trust, counts).await;
+            let attestations = if attestations {
+                Some(attest::verify::check(place, digest, policy, trust, counts).await)
+            } else {
+                None
+            };
+            Finding {
+                signatures,
+                attestations,
+            }
         })
         .buffered(concurrency.max(1))
         .collect()

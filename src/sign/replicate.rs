@@ -1,12 +1,12 @@
 //! Copying signature artifacts between repositories, byte for byte: the
 //! legacy `.sig` manifest (merged, never overwritten, when the destination
 //! already holds other signatures) and sigstore bundle referrers (plus the
-//! tag-schema index entry). The origin is read once ([`read`]) and written
+//! tag-schema index entry), attestations included. The origin is read once ([`read`]) and written
 //! to any number of destinations ([`write`]); a destination that already
 //! holds everything gets no write at all, so a repeated run pushes nothing.
 
 use super::store::{self, Counts};
-use super::{Error, Formats, Place, bundle_referrers, cosign};
+use super::{Error, Formats, Place, bundle, bundle_referrers, cosign, predicate_of};
 use crate::registry::{Descriptor, Digest, Manifest, Reference};
 
 /// The signature artifacts of one digest in one repository.
@@ -41,12 +41,16 @@ pub async fn read(
     if formats.legacy {
         artifacts.legacy = store::get_manifest(reg, &from.repo, &sig_tag(digest)?, counts).await?;
     }
-    if formats.bundle {
-        for referrer in bundle_referrers(reg, &from.repo, digest, counts).await? {
-            let reference = Reference::Digest(referrer.digest);
-            if let Some(m) = store::get_manifest(reg, &from.repo, &reference, counts).await? {
-                artifacts.bundles.push((referrer, m));
-            }
+    // Attestations travel whatever the signature formats; signature bundles
+    // (and bundles that do not say what they hold) only when wanted.
+    for referrer in bundle_referrers(reg, &from.repo, digest, counts).await? {
+        let signature = matches!(predicate_of(&referrer), None | Some(bundle::SIGN_PREDICATE));
+        if signature && !formats.bundle {
+            continue;
+        }
+        let reference = Reference::Digest(referrer.digest);
+        if let Some(m) = store::get_manifest(reg, &from.repo, &reference, counts).await? {
+            artifacts.bundles.push((referrer, m));
         }
     }
     Ok(artifacts)

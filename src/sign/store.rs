@@ -30,6 +30,8 @@ pub struct Counts {
     pub rekor: AtomicU64,
     /// Digests signed (legacy and/or bundle) on their first destination.
     pub signed: AtomicU64,
+    /// Attestations (in-toto statements) written on a first destination.
+    pub attested: AtomicU64,
     /// Signature artifacts copied to another destination.
     pub replicated: AtomicU64,
     /// Manifests pushed (signature manifests, referrers, fallback indexes).

@@ -14,7 +14,7 @@ use super::crypto::{self, b64, cert_facts, sha256_hex, unb64, verify_issued_by, 
 use super::rekor::LogEntry;
 use super::store::{self, Counts};
 use super::trust::TrustedRoot;
-use super::{Error, Formats, Place, bundle, bundle_referrers, cosign};
+use super::{Error, Formats, Place, bundle, bundle_referrers, cosign, predicate_of};
 use crate::registry::{Digest, Reference};
 
 /// How a value must match: exactly, by a regular expression (anchored, as
@@ -25,8 +25,12 @@ pub enum Matcher {
     Exact(String),
     /// The whole value matches.
     Regex(Regex),
-    /// Anything (only allowed for key-signed images).
+    /// Not given: anything, but only for key-signed images.
     Any,
+    /// Any value, deliberately: a keyless signature still needs a
+    /// certificate from a trusted CA and a valid log entry (used for
+    /// staging provenance when no identity policy is given).
+    Anyone,
 }
 
 impl Matcher {
@@ -46,7 +50,7 @@ impl Matcher {
         match self {
             Matcher::Exact(e) => e == value,
             Matcher::Regex(r) => r.is_match(value),
-            Matcher::Any => true,
+            Matcher::Any | Matcher::Anyone => true,
         }
     }
 }
@@ -130,7 +134,9 @@ pub async fn check(
     Verdict { legacy, bundle }
 }
 
-fn pick(results: Vec<Result<(), Error>>) -> Status {
+/// The status of a set of candidate results: valid when one is, missing when
+/// there are none, else invalid with the first reason.
+pub fn pick(results: Vec<Result<(), Error>>) -> Status {
     if results.is_empty() {
         return Status::Missing;
     }
@@ -373,38 +379,71 @@ async fn check_bundles(
     let reg = place.registry.as_ref();
     let mut results = Vec::new();
     for referrer in bundle_referrers(reg, &place.repo, digest, counts).await? {
-        let Some(manifest) = store::get_manifest(
-            reg,
-            &place.repo,
-            &Reference::Digest(referrer.digest),
-            counts,
-        )
-        .await?
-        else {
-            results.push(Err(Error::Verify("listed referrer is missing".into())));
+        // Attestations are not signatures; an unannounced bundle may be one.
+        if !matches!(predicate_of(&referrer), None | Some(bundle::SIGN_PREDICATE)) {
             continue;
+        }
+        let bytes = match bundle_bytes(place, &referrer, counts).await {
+            Ok(bytes) => bytes,
+            Err(e @ Error::Verify(_)) => {
+                results.push(Err(e));
+                continue;
+            }
+            Err(e) => return Err(e),
         };
-        let blobs = manifest.blobs().map_err(|e| Error::Format(e.to_string()))?;
-        let Some(layer) = blobs
-            .iter()
-            .find(|b| b.media_type == bundle::BUNDLE_MEDIA_TYPE)
-        else {
-            results.push(Err(Error::Verify("referrer without a bundle layer".into())));
-            continue;
-        };
-        let bytes = store::read_blob(reg, &place.repo, &layer.digest).await?;
         results.push(verify_bundle(&bytes, digest, policy, trust));
     }
     Ok(pick(results))
 }
 
-/// Verify a bundle for `digest`.
+/// The bundle JSON a referrer (listed in `place`) stores. A referrer that is
+/// listed but absent, or holds no bundle, is an [`Error::Verify`].
+pub async fn bundle_bytes(
+    place: &Place,
+    referrer: &crate::registry::Descriptor,
+    counts: &Counts,
+) -> Result<Vec<u8>, Error> {
+    let reg = place.registry.as_ref();
+    let reference = Reference::Digest(referrer.digest);
+    let Some(manifest) = store::get_manifest(reg, &place.repo, &reference, counts).await? else {
+        return Err(Error::Verify("listed referrer is missing".into()));
+    };
+    let blobs = manifest.blobs().map_err(|e| Error::Format(e.to_string()))?;
+    let Some(layer) = blobs
+        .iter()
+        .find(|b| b.media_type == bundle::BUNDLE_MEDIA_TYPE)
+    else {
+        return Err(Error::Verify("referrer without a bundle layer".into()));
+    };
+    store::read_blob(reg, &place.repo, &layer.digest).await
+}
+
+/// Verify a signature bundle for `digest` (predicate type
+/// `https://sigstore.dev/cosign/sign/v1`).
 pub fn verify_bundle(
     bytes: &[u8],
     digest: &Digest,
     policy: &Policy,
     trust: &TrustedRoot,
 ) -> Result<(), Error> {
+    let (_, predicate_type) = verify_statement_bundle(bytes, digest, policy, trust)?;
+    if predicate_type != bundle::SIGN_PREDICATE {
+        return Err(Error::Verify(format!("predicate type {predicate_type}")));
+    }
+    Ok(())
+}
+
+/// Verify a DSSE bundle over an in-toto statement that names `digest`: the
+/// signature over the envelope, the signer against `policy` and the trusted
+/// root, and (keyless) the Rekor dsse entry and its time. Returns the
+/// statement's bytes and predicate type; what the predicate says is the
+/// caller's to judge.
+pub fn verify_statement_bundle(
+    bytes: &[u8],
+    digest: &Digest,
+    policy: &Policy,
+    trust: &TrustedRoot,
+) -> Result<(Vec<u8>, String), Error> {
     let parsed = bundle::parse(bytes)?;
     if parsed.payload_type != bundle::INTOTO_PAYLOAD_TYPE {
         return Err(Error::Verify(format!(
@@ -414,12 +453,6 @@ pub fn verify_bundle(
     }
     let statement: Statement = serde_json::from_slice(&parsed.payload)
         .map_err(|e| Error::Verify(format!("unreadable in-toto statement: {e}")))?;
-    if statement.predicate_type != bundle::SIGN_PREDICATE {
-        return Err(Error::Verify(format!(
-            "predicate type {}",
-            statement.predicate_type
-        )));
-    }
     if !statement
         .subject
         .iter()
@@ -457,11 +490,13 @@ pub fn verify_bundle(
                     "the Rekor entry does not match the bundle".into(),
                 ));
             }
-            Ok(())
         }
-        (Signer::Cert(_), None) => Err(Error::Verify("keyless bundle without a log entry".into())),
-        (Signer::Key, _) => Ok(()),
+        (Signer::Cert(_), None) => {
+            return Err(Error::Verify("keyless bundle without a log entry".into()));
+        }
+        (Signer::Key, _) => {}
     }
+    Ok((parsed.payload, statement.predicate_type))
 }
 
 #[cfg(test)]
