@@ -128,6 +128,9 @@ codes! {
     CopyFailed = "P103", "copy-failed", Error;
     /// The staging image's signature is invalid (or, when required, absent).
     SourceSignature = "P104", "source-signature", Error;
+    /// The staging image's SLSA provenance does not verify or names a
+    /// builder not allowed (or, when required, is absent).
+    SourceProvenance = "P105", "source-provenance", Error;
 
     // M5xx: style.
     /// Image entries are not sorted by name.

@@ -190,12 +190,12 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let mut plan = plan::classify(&wants, &knowledge);
     diagnostics.extend(plan.diagnostics.iter().cloned());
-    // A bad staging signature (with a source policy) stops its image before
-    // anything of it is written.
+    // A bad staging signature (with a source policy) or bad staging
+    // provenance stops its image before anything of it is written.
     let refused =
         crate::sign::phase::refused_sources(&args.signing, &plan, &mut |name| registries.get(name))
             .await?;
-    for (index, reason) in refused.into_iter().rev() {
+    for (index, code, reason) in refused.into_iter().rev() {
         let image = plan.images.remove(index);
         let at = names
             .repo_id(&image.source)
@@ -206,10 +206,12 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
                     .find(|w| w.source == id && w.digest == image.digest)
             })
             .map(|w| w.at.clone());
-        diagnostics
-            .push(Diagnostic::new(Code::SourceSignature, at, reason).help(
-                "sign the staging image with the expected identity, or fix the policy flags",
-            ));
+        let help = if code == Code::SourceProvenance {
+            "attest the staging image's build with an allowed builder, or fix --allowed-builder / --certificate-identity"
+        } else {
+            "sign the staging image with the expected identity, or fix the policy flags"
+        };
+        diagnostics.push(Diagnostic::new(code, at, reason).help(help));
     }
     timings.record("plan", started);
 

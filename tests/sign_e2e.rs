@@ -8,252 +8,13 @@
 #[path = "support/sigstore/mod.rs"]
 mod sigstore;
 mod support;
-
-use std::path::Path;
-use std::process::{Command, Output};
+#[path = "support/sigstore/world.rs"]
+mod world;
 
 use promoter::registry::http::{HttpClient, HttpOptions};
 use promoter::registry::{self, Digest, Reference, Registry, RepoName};
-use sigstore::{IDENTITY, ISSUER, REQUEST_TOKEN, SigstoreServer};
-use support::image::TestImage;
-use support::server::{Mode, RegistryServer};
-
-fn repo(name: &str) -> RepoName {
-    name.parse().unwrap()
-}
-
-fn promoter(args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_promoter"));
-    command
-        .args(args)
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("SIGSTORE_ID_TOKEN")
-        .env_remove("ACTIONS_ID_TOKEN_REQUEST_URL")
-        .env_remove("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-        .env_remove("GITHUB_SHA");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("run promoter")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-struct World {
-    sigstore: SigstoreServer,
-    source: String,
-    _servers: Vec<RegistryServer>,
-    destinations: Vec<(String, String)>,
-    digests: Vec<(String, Digest)>,
-    manifest: tempfile::NamedTempFile,
-    client: HttpClient,
-}
-
-impl World {
-    async fn new(sigstore_env: &[(&str, &str)]) -> World {
-        let sigstore = SigstoreServer::start(sigstore_env);
-        let servers: Vec<RegistryServer> =
-            (0..4).map(|_| RegistryServer::start(Mode::Plain)).collect();
-        let client = HttpClient::new(HttpOptions::default()).unwrap();
-        let source = registry::open(&servers[0].host, &client).unwrap();
-        let mut digests = Vec::new();
-        for (seed, name) in [(61u64, "app"), (62, "tools/cli")] {
-            let image = TestImage::build(seed);
-            image
-                .push(source.as_ref(), &repo(&format!("staging/{name}")), "v1")
-                .await;
-            digests.push((name.to_owned(), image.index_manifest().digest()));
-        }
-        let destinations = vec![
-            (servers[1].host.clone(), "prod".to_owned()),
-            (servers[2].host.clone(), "prod".to_owned()),
-            (servers[3].host.clone(), "mirror/eu".to_owned()),
-        ];
-        let mut yaml = format!(
-            "registries:\n- name: {}/staging\n  src: true\n",
-            servers[0].host
-        );
-        for (host, prefix) in &destinations {
-            yaml.push_str(&format!("- name: {host}/{prefix}\n"));
-        }
-        yaml.push_str("images:\n");
-        for (name, digest) in &digests {
-            yaml.push_str(&format!(
-                "- name: {name}\n  dmap:\n    \"{digest}\": [\"v1\"]\n"
-            ));
-        }
-        let manifest = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-        std::fs::write(manifest.path(), yaml).unwrap();
-        World {
-            sigstore,
-            source: servers[0].host.clone(),
-            _servers: servers,
-            destinations,
-            digests,
-            manifest,
-            client,
-        }
-    }
-
-    /// A manifest promoting the two images from `source` to `destinations`.
-    fn manifest_for(&self, source: &str, destinations: &[String]) -> tempfile::NamedTempFile {
-        let mut yaml = format!("registries:\n- name: {source}\n  src: true\n");
-        for d in destinations {
-            yaml.push_str(&format!("- name: {d}\n"));
-        }
-        yaml.push_str("images:\n");
-        for (name, digest) in &self.digests {
-            yaml.push_str(&format!(
-                "- name: {name}\n  dmap:\n    \"{digest}\": [\"v1\"]\n"
-            ));
-        }
-        let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-        std::fs::write(file.path(), yaml).unwrap();
-        file
-    }
-
-    fn manifest(&self) -> &str {
-        self.manifest.path().to_str().unwrap()
-    }
-
-    /// `run --confirm` with the sigstore services' URLs and `extra`.
-    fn run_with(&self, extra: &[&str], env: &[(&str, String)]) -> Output {
-        let root = self.sigstore.trusted_root();
-        let mut args = vec![
-            "run",
-            "--manifest",
-            self.manifest(),
-            "--confirm",
-            "--fulcio-url",
-            &self.sigstore.url,
-            "--rekor-url",
-            &self.sigstore.url,
-            "--trusted-root",
-            root.to_str().unwrap(),
-            "--signature-identity-prefix",
-            "registry.example",
-        ];
-        args.extend_from_slice(extra);
-        promoter(&args, env)
-    }
-
-    /// A run as in GitHub Actions: the token comes from the OIDC endpoint.
-    fn run(&self) -> Output {
-        self.run_with(
-            &[],
-            &[
-                (
-                    "ACTIONS_ID_TOKEN_REQUEST_URL",
-                    self.sigstore.token_request_url(),
-                ),
-                ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN.to_owned()),
-                (
-                    "GITHUB_SHA",
-                    "0123456789abcdef0123456789abcdef01234567".to_owned(),
-                ),
-            ],
-        )
-    }
-
-    /// Whether `digest`'s legacy signature tag exists in every destination.
-    async fn signed_everywhere(&self) -> Vec<bool> {
-        let mut out = Vec::new();
-        for (reg, repo, digest) in self.places() {
-            let tag = Reference::tag(&format!("sha256-{}.sig", digest.hex())).unwrap();
-            out.push(reg.head_manifest(&repo, &tag).await.unwrap().is_some());
-        }
-        out
-    }
-
-    fn verify(&self, extra: &[&str]) -> Output {
-        let root = self.sigstore.trusted_root();
-        let mut args = vec![
-            "verify",
-            "--manifest",
-            self.manifest(),
-            "--trusted-root",
-            root.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        promoter(&args, &[])
-    }
-
-    /// Every (registry, repository, digest) the manifest promotes.
-    fn places(&self) -> Vec<(std::sync::Arc<dyn Registry>, RepoName, Digest)> {
-        let mut out = Vec::new();
-        for (host, prefix) in &self.destinations {
-            let reg = registry::open(host, &self.client).unwrap();
-            for (name, digest) in &self.digests {
-                out.push((reg.clone(), repo(&format!("{prefix}/{name}")), *digest));
-            }
-        }
-        out
-    }
-}
-
-async fn read_blob(reg: &dyn Registry, repo: &RepoName, digest: &Digest) -> Vec<u8> {
-    support::conformance::drain(reg.get_blob(repo, digest).await.unwrap())
-        .await
-        .unwrap()
-}
-
-/// The bundle JSON stored as a referrer of `digest`.
-async fn bundle_of(reg: &dyn Registry, repo: &RepoName, digest: &Digest) -> Vec<u8> {
-    let referrers = reg.list_referrers(repo, digest).await.unwrap();
-    let bundles: Vec<_> = referrers
-        .iter()
-        .filter(|d| {
-            d.artifact_type.as_deref() == Some("application/vnd.dev.sigstore.bundle.v0.3+json")
-        })
-        .collect();
-    assert_eq!(bundles.len(), 1, "{referrers:?}");
-    let manifest = reg
-        .get_manifest(repo, &Reference::Digest(bundles[0].digest))
-        .await
-        .unwrap();
-    let m: serde_json::Value = serde_json::from_slice(manifest.bytes()).unwrap();
-    assert_eq!(
-        m["artifactType"],
-        "application/vnd.dev.sigstore.bundle.v0.3+json"
-    );
-    assert_eq!(
-        m["config"]["mediaType"],
-        "application/vnd.oci.empty.v1+json"
-    );
-    assert_eq!(m["subject"]["digest"], digest.to_string());
-    assert_eq!(
-        m["annotations"]["dev.sigstore.bundle.predicateType"],
-        "https://sigstore.dev/cosign/sign/v1"
-    );
-    let layer: Digest = m["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
-    read_blob(reg, repo, &layer).await
-}
-
-fn sigstore_python(
-    world: &World,
-    bundle: &Path,
-    digest: &Digest,
-    identity: &str,
-    issuer: &str,
-) -> Output {
-    Command::new(sigstore::sigstore_python())
-        .arg("--trust-config")
-        .arg(world.sigstore.trust_config())
-        .args(["verify", "identity", "--offline", "--bundle"])
-        .arg(bundle)
-        .args(["--cert-identity", identity, "--cert-oidc-issuer", issuer])
-        .arg(digest.to_string())
-        .env("HOME", world.sigstore.dir.path())
-        .output()
-        .expect("run sigstore-python")
-}
+use sigstore::{IDENTITY, ISSUER};
+use world::{SIGN_PREDICATE, World, bundle_of, promoter, read_blob, repo, sigstore_python, text};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keyless_sign_replicate_and_verify_three_ways() {
@@ -275,11 +36,13 @@ async fn keyless_sign_replicate_and_verify_three_ways() {
     assert_eq!(all.matches(mask).count(), 1, "the token leaked:\n{all}");
 
     // One certificate per run; per digest one hashedrekord (legacy) and one
-    // dsse (bundle) entry, whatever the number of destinations.
+    // dsse (bundle) entry, plus one dsse entry for each of its two
+    // attestations (tests/attest_e2e.rs), whatever the number of
+    // destinations.
     let stats = world.sigstore.stats();
     assert_eq!(stats.fulcio, 1, "{stats:?}");
     assert_eq!(stats.hashedrekord, 2, "{stats:?}");
-    assert_eq!(stats.dsse, 2, "{stats:?}");
+    assert_eq!(stats.dsse, 2 + 2 * 2, "{stats:?}");
     assert_eq!(stats.oidc, 2, "one failure, one retry: {stats:?}");
 
     // Every destination holds byte-identical signature artifacts.
@@ -328,7 +91,7 @@ async fn keyless_sign_replicate_and_verify_three_ways() {
             previous.is_none_or(|p| p == sig.digest()),
             "not byte for byte"
         );
-        let bundle = bundle_of(reg.as_ref(), &repo, &digest).await;
+        let bundle = bundle_of(reg.as_ref(), &repo, &digest, SIGN_PREDICATE).await;
         let previous = sig_digests.insert((digest, "bundle"), Digest::of(&bundle));
         assert!(
             previous.is_none_or(|p| p == Digest::of(&bundle)),
@@ -373,7 +136,7 @@ async fn keyless_sign_replicate_and_verify_three_ways() {
     // tampered payload.
     let dir = tempfile::tempdir().unwrap();
     for (i, (reg, repo, digest)) in world.places().into_iter().enumerate() {
-        let bundle = bundle_of(reg.as_ref(), &repo, &digest).await;
+        let bundle = bundle_of(reg.as_ref(), &repo, &digest, SIGN_PREDICATE).await;
         let path = dir.path().join(format!("bundle-{i}.json"));
         std::fs::write(&path, &bundle).unwrap();
         let out = sigstore_python(&world, &path, &digest, IDENTITY, ISSUER);
@@ -690,10 +453,12 @@ async fn token_file_with_string_audience_and_legacy_format_only() {
         "the token leaked:\n{}",
         text(&out)
     );
+    // No signature bundles; the attestations (two per digest) are bundles
+    // whatever the signature format.
     let stats = world.sigstore.stats();
     assert_eq!(
         (stats.fulcio, stats.hashedrekord, stats.dsse),
-        (1, 2, 0),
+        (1, 2, 4),
         "{stats:?}"
     );
     assert_eq!(world.signed_everywhere().await, vec![true; 6]);

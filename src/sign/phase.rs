@@ -346,13 +346,13 @@ fn source_check(args: &SigningArgs) -> anyhow::Result<Option<SourceCheck>> {
 /// copy or tag. Its SLSA provenance, where present (or with
 /// `--require-provenance`), must verify and name an allowed builder; with a
 /// source policy, its signatures must too. Returns the index in
-/// `plan.images` and the reason of each image to stop: such an image is
-/// stopped before anything of it is written.
+/// `plan.images`, the rule and the reason of each image to stop: such an
+/// image is stopped before anything of it is written.
 pub async fn refused_sources(
     args: &SigningArgs,
     plan: &Plan,
     open: &mut Open<'_>,
-) -> anyhow::Result<Vec<(usize, String)>> {
+) -> anyhow::Result<Vec<(usize, Code, String)>> {
     let check = source_check(args)?;
     let provenance = provenance_requirement(args)?;
     if check.is_none() && provenance.is_none() {
@@ -380,16 +380,19 @@ pub async fn refused_sources(
                 &counts,
             )
             .await;
-            why = check.refusal(&verdict);
+            why = check.refusal(&verdict).map(|w| (Code::SourceSignature, w));
         }
         if why.is_none()
             && let Some(requirement) = &provenance
         {
-            why = provenance::refusal(&source, &image.digest, requirement, &trust, &counts).await;
+            why = provenance::refusal(&source, &image.digest, requirement, &trust, &counts)
+                .await
+                .map(|w| (Code::SourceProvenance, w));
         }
-        if let Some(why) = why {
+        if let Some((code, why)) = why {
             refused.push((
                 index,
+                code,
                 format!("{source}@{}: {why}; not promoted", image.digest),
             ));
         }
