@@ -14,7 +14,10 @@ mod world;
 use promoter::registry::http::{HttpClient, HttpOptions};
 use promoter::registry::{self, Digest, Reference, Registry, RepoName};
 use sigstore::{IDENTITY, ISSUER};
-use world::{SIGN_PREDICATE, World, bundle_of, promoter, read_blob, repo, sigstore_python, text};
+use world::{
+    SIGN_PREDICATE, World, base64_decode, base64_encode, bundle_of, promoter, read_blob, repo,
+    sigstore_python, text,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keyless_sign_replicate_and_verify_three_ways() {
@@ -381,16 +384,6 @@ fn hex_decode(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
-}
-
-fn base64_encode(b: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 #[tokio::test(flavor = "multi_thread")]

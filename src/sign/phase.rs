@@ -220,11 +220,12 @@ async fn sign_plan(
     Ok(diagnostics)
 }
 
-/// For each `(source, subject)`: copy the staging image's signatures to the
-/// first destination (as kpromo does), sign there unless already signed,
-/// attest there (with `attest`: the run's attestations and, in the order
-/// of `subjects`, what each promotion did), then replicate to every other
-/// destination (8 at a time). Returns the problems; each stops only its
+/// For each `(source, subject)`: sign on the first destination unless
+/// already signed, attest there (with `attest`: the run's attestations
+/// and, in the order of `subjects`, what each promotion did), copy the
+/// staging image's signatures and attestations there too (as kpromo copies
+/// signatures), then replicate all of it to every other destination (8 at
+/// a time). Returns the problems; each stops only its
 /// own subject or destination.
 pub async fn sign_and_replicate(
     signer: &mut Signer,
@@ -239,15 +240,9 @@ pub async fn sign_and_replicate(
     let mut signed = Vec::with_capacity(subjects.len());
     for (index, (source, subject)) in subjects.iter().enumerate() {
         let first = &subject.destinations[0];
-        // The staging image's own signatures travel with it, as kpromo's do.
-        if let Err(err) =
-            replicate::replicate(source, first, &subject.digest, formats, &counts).await
-        {
-            problems.push(format!(
-                "copying the signatures of {source}@{} failed: {err}",
-                subject.digest
-            ));
-        }
+        // Ours first: what staging carries (its signatures, the provenance
+        // of its build or of an earlier promotion) must not be taken for
+        // this run's signature or attestations.
         if let Err(err) = signer.sign(subject).await {
             problems.push(format!("signing {first}@{} failed: {err}", subject.digest));
             continue;
@@ -259,6 +254,15 @@ pub async fn sign_and_replicate(
             // The signature stands and is replicated; a re-run attests.
             problems.push(format!(
                 "attesting {first}@{} failed: {err}",
+                subject.digest
+            ));
+        }
+        // The staging image's own signatures travel with it, as kpromo's do.
+        if let Err(err) =
+            replicate::replicate(source, first, &subject.digest, formats, &counts).await
+        {
+            problems.push(format!(
+                "copying the signatures of {source}@{} failed: {err}",
                 subject.digest
             ));
         }

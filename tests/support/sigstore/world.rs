@@ -266,3 +266,86 @@ pub fn sigstore_python(
         .output()
         .expect("run sigstore-python")
 }
+
+/// Standard base64, decoded.
+pub fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+/// Standard base64.
+pub fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// The in-toto statement inside a DSSE bundle.
+pub fn statement_of(bundle: &[u8]) -> serde_json::Value {
+    let b: serde_json::Value = serde_json::from_slice(bundle).unwrap();
+    let payload = base64_decode(b["dsseEnvelope"]["payload"].as_str().unwrap());
+    serde_json::from_slice(&payload).unwrap()
+}
+
+/// As an attacker with write access would: replace the bundle referrer of
+/// `digest` that announces `predicate_type` by one whose statement has
+/// `from` replaced with `to` (signature, certificate and log entry kept),
+/// and list only the altered one in the `sha256-<hex>` referrers index.
+pub async fn tamper_bundle(
+    reg: &dyn Registry,
+    repo: &RepoName,
+    digest: &Digest,
+    predicate_type: &str,
+    from: &str,
+    to: &str,
+) {
+    let original = bundle_of(reg, repo, digest, predicate_type).await;
+    let mut b: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    let statement = String::from_utf8(base64_decode(
+        b["dsseEnvelope"]["payload"].as_str().unwrap(),
+    ))
+    .unwrap();
+    assert!(statement.contains(from), "{from} not in {statement}");
+    b["dsseEnvelope"]["payload"] = base64_encode(statement.replace(from, to).as_bytes()).into();
+    let evil = b.to_string().into_bytes();
+    let evil_digest = Digest::of(&evil);
+    reg.push_blob(
+        repo,
+        &evil_digest,
+        evil.len() as u64,
+        registry::stream::stream_from_bytes(evil.clone().into()),
+    )
+    .await
+    .unwrap();
+    let index_tag = Reference::tag(&format!("sha256-{}", digest.hex())).unwrap();
+    let index = reg.get_manifest(repo, &index_tag).await.unwrap();
+    let mut index: serde_json::Value = serde_json::from_slice(index.bytes()).unwrap();
+    for entry in index["manifests"].as_array_mut().unwrap() {
+        if entry["annotations"]["dev.sigstore.bundle.predicateType"] != predicate_type {
+            continue;
+        }
+        let referrer: Digest = entry["digest"].as_str().unwrap().parse().unwrap();
+        let m = reg
+            .get_manifest(repo, &Reference::Digest(referrer))
+            .await
+            .unwrap();
+        let mut m: serde_json::Value = serde_json::from_slice(m.bytes()).unwrap();
+        m["layers"][0]["digest"] = evil_digest.to_string().into();
+        m["layers"][0]["size"] = evil.len().into();
+        let tampered = registry::Manifest::new(
+            Some("application/vnd.oci.image.manifest.v1+json"),
+            m.to_string().into(),
+        )
+        .unwrap();
+        reg.push_manifest(repo, &Reference::Digest(tampered.digest()), &tampered)
+            .await
+            .unwrap();
+        entry["digest"] = tampered.digest().to_string().into();
+        entry["size"] = tampered.bytes().len().into();
+    }
+    let index = registry::Manifest::new(
+        Some("application/vnd.oci.image.index.v1+json"),
+        index.to_string().into(),
+    )
+    .unwrap();
+    reg.push_manifest(repo, &index_tag, &index).await.unwrap();
+}
