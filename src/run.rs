@@ -39,6 +39,10 @@ pub struct RunReport<'a> {
     pub plan: &'a Plan,
     pub diagnostics: &'a [Diagnostic],
     pub copy: Option<&'a CopyStats>,
+    /// Signing and attestation requests and writes, when anything was
+    /// signed: Fulcio, Rekor, digests signed, attestations written,
+    /// artifacts replicated, manifests and blobs pushed, reads.
+    pub signing: Option<&'a crate::sign::store::Counts>,
     /// Images (per destination) copied or tagged, and failed.
     pub promoted: usize,
     pub failed: usize,
@@ -217,6 +221,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
 
     // Phase 4: copy, only with --confirm.
     let mut copy_stats = None;
+    let mut signing = None;
     let mut promoted = 0;
     let mut failed = 0;
     if args.confirm && !plan.is_noop() {
@@ -286,25 +291,26 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         copy_stats = Some(report.stats);
         timings.record("copy", started);
 
-        // Sign each promoted digest once, replicate to the other mirrors.
+        // Sign and attest each promoted digest once, replicate to the other
+        // mirrors.
         let started = Instant::now();
-        diagnostics.extend(
-            crate::sign::phase::run_phase(
-                &args.signing,
-                &plan,
-                &places,
-                crate::attest::statement::RunFacts::detect(
-                    args.manifests.manifest.as_deref().or(args
-                        .manifests
-                        .thin_manifest_dir
-                        .first()
-                        .map(|p| p.as_path())),
-                    run_started,
-                ),
-                &mut |name| registries.get(name),
-            )
-            .await,
-        );
+        let (problems, counts) = crate::sign::phase::run_phase(
+            &args.signing,
+            &plan,
+            &places,
+            crate::attest::statement::RunFacts::detect(
+                args.manifests.manifest.as_deref().or(args
+                    .manifests
+                    .thin_manifest_dir
+                    .first()
+                    .map(|p| p.as_path())),
+                run_started,
+            ),
+            &mut |name| registries.get(name),
+        )
+        .await;
+        diagnostics.extend(problems);
+        signing = counts;
         timings.record("sign", started);
     }
 
@@ -315,6 +321,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         plan: &plan,
         diagnostics: &diagnostics,
         copy: copy_stats.as_ref(),
+        signing: signing.as_deref(),
         promoted,
         failed,
         seconds: &timings,

@@ -23,7 +23,7 @@ use promoter::registry::http::{HttpClient, HttpOptions};
 use promoter::registry::{self, Digest, Reference};
 use sigstore::{IDENTITY, ISSUER, REQUEST_TOKEN};
 use support::promote::line_of;
-use world::{World, bundle_of, promoter, repo, sigstore_python, statement_of, tamper_bundle, text};
+use world::{World, bundle_of, repo, sigstore_python, statement_of, tamper_bundle, text};
 
 const RECORD: &str = "urn:promoter:attestation:promotion:v1";
 const SLSA: &str = "https://slsa.dev/provenance/v1";
@@ -81,13 +81,19 @@ async fn referrers(world: &World) -> Vec<Vec<String>> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_promoted_digest_is_attested_verifiably_once() {
     let world = World::new(&[]).await;
-    let out = world.run_with(&[], &actions_env(&world));
+    let out = world.run_with(&["--format", "json"], &actions_env(&world));
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("wrote 4 attestation(s)"),
         "{}",
         text(&out)
     );
+    // The JSON report counts them too.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout[stdout.find("\n{").unwrap()..]).unwrap();
+    assert_eq!(report["signing"]["attested"], 4, "{report}");
+    assert_eq!(report["signing"]["rekor"], 2 + 2 + 4, "{report}");
     // Per digest: one dsse entry for the signature bundle, one per
     // attestation; one certificate for the whole run.
     let stats = world.sigstore.stats();
@@ -295,7 +301,7 @@ async fn staging_provenance_is_verified_before_promotion() {
         &format!("{}/staging", world.source),
         std::slice::from_ref(&built),
     );
-    let out = run(&world, pre.path().to_str().unwrap(), &[], &env);
+    let out = world.run_manifest(pre.path().to_str().unwrap(), &[], &env);
     assert!(out.status.success(), "{}", text(&out));
     // Break the provenance of the second image there.
     let client = HttpClient::new(HttpOptions::default()).unwrap();
@@ -319,12 +325,7 @@ async fn staging_provenance_is_verified_before_promotion() {
     let main = world.manifest_for(&built, &destinations);
     let main = main.path().to_str().unwrap();
     // A builder not allowed: both images stop before anything is written.
-    let out = run(
-        &world,
-        main,
-        &["--allowed-builder", "https://ci.example/*"],
-        &env,
-    );
+    let out = world.run_manifest(main, &["--allowed-builder", "https://ci.example/*"], &env);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(text(&out).matches("P105").count(), 2, "{}", text(&out));
     assert!(
@@ -338,8 +339,7 @@ async fn staging_provenance_is_verified_before_promotion() {
 
     // The builder allowed: the good image goes, with its staging provenance
     // alongside ours; the tampered one stops, named at its manifest line.
-    let out = run(
-        &world,
+    let out = world.run_manifest(
         main,
         &["--allowed-builder", "https://github.com/example/*"],
         &env,
@@ -390,8 +390,7 @@ async fn staging_provenance_is_verified_before_promotion() {
         &format!("{}/staging", world.source),
         &[format!("{}/other", world.destinations[0].0)],
     );
-    let out = run(
-        &world,
+    let out = world.run_manifest(
         unattested.path().to_str().unwrap(),
         &["--require-provenance", "--sign=false"],
         &[],
@@ -411,27 +410,6 @@ async fn staging_provenance_is_verified_before_promotion() {
             .unwrap();
         assert!(head.is_none(), "{name} was promoted");
     }
-}
-
-/// `run --confirm` of `manifest` against the world's sigstore services.
-fn run(world: &World, manifest: &str, extra: &[&str], env: &[(&str, String)]) -> Output {
-    let root = world.sigstore.trusted_root();
-    let mut args = vec![
-        "run",
-        "--manifest",
-        manifest,
-        "--confirm",
-        "--fulcio-url",
-        &world.sigstore.url,
-        "--rekor-url",
-        &world.sigstore.url,
-        "--trusted-root",
-        root.to_str().unwrap(),
-        "--signature-identity-prefix",
-        "registry.example",
-    ];
-    args.extend_from_slice(extra);
-    promoter(&args, env)
 }
 
 /// Whether `digest` is in each destination.

@@ -529,25 +529,10 @@ async fn staging_signatures_are_checked_before_the_image_is_promoted() {
     let token = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(token.path(), world.sigstore.token()).unwrap();
     let token_args = ["--identity-token-file", token.path().to_str().unwrap()];
-    let root = world.sigstore.trusted_root();
     let run = |manifest: &str, extra: &[&str]| {
-        let mut args = vec![
-            "run",
-            "--manifest",
-            manifest,
-            "--confirm",
-            "--fulcio-url",
-            &world.sigstore.url,
-            "--rekor-url",
-            &world.sigstore.url,
-            "--trusted-root",
-            root.to_str().unwrap(),
-            "--signature-identity-prefix",
-            "registry.example",
-        ];
-        args.extend_from_slice(&token_args);
+        let mut args = token_args.to_vec();
         args.extend_from_slice(extra);
-        promoter(&args, &[])
+        world.run_manifest(manifest, &args, &[])
     };
     // Sign the staging images: promote staging -> signed in the source
     // registry, with signing.

@@ -93,6 +93,8 @@ pub struct MergedReport {
     pub diagnostics: Vec<Diagnostic>,
     /// Copy statistics, summed; `null` when no shard copied.
     pub copy: Option<Value>,
+    /// Signing statistics, summed; `null` when no shard signed.
+    pub signing: Option<Value>,
     /// Request statistics, summed per host, when the shards reported them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<Value>,
@@ -120,6 +122,8 @@ struct ShardReport {
     diagnostics: Vec<WireDiagnostic>,
     #[serde(default)]
     copy: Option<Value>,
+    #[serde(default)]
+    signing: Option<Value>,
     #[serde(default)]
     requests: Option<Value>,
     #[serde(default)]
@@ -244,6 +248,7 @@ pub fn merge(files: &[PathBuf], expect: Option<u32>) -> Result<(MergedReport, Ou
         plan: MergedPlan::default(),
         diagnostics: Vec::new(),
         copy: None,
+        signing: None,
         requests: None,
         promoted: 0,
         failed: 0,
@@ -277,6 +282,7 @@ pub fn merge(files: &[PathBuf], expect: Option<u32>) -> Result<(MergedReport, Ou
         merged.plan.images.extend(report.plan.images);
         merged.diagnostics.extend(diagnostics);
         merge_value(&mut merged.copy, report.copy);
+        merge_value(&mut merged.signing, report.signing);
         merge_requests(&mut merged.requests, report.requests);
         merged.promoted += report.promoted;
         merged.failed += report.failed;

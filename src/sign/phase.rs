@@ -98,25 +98,27 @@ fn identity(args: &SigningArgs) -> Result<Option<Identity>, String> {
 /// once, on its first destination, and replicate the signatures and
 /// attestations to its other destinations. `listed_at[i]` is where
 /// `plan.images[i]` is listed (for the promotion record); `facts` describe
-/// the run. Problems come back as diagnostics; the run goes on.
+/// the run. Problems come back as diagnostics; the run goes on. The
+/// counts (requests and writes per kind) come back when anything was
+/// signed.
 pub async fn run_phase(
     args: &SigningArgs,
     plan: &Plan,
     listed_at: &[Option<Location>],
     facts: RunFacts,
     open: &mut Open<'_>,
-) -> Vec<Diagnostic> {
+) -> (Vec<Diagnostic>, Option<Arc<Counts>>) {
     if plan.images.is_empty() {
-        return Vec::new();
+        return (Vec::new(), None);
     }
     let identity = match identity(args) {
         Ok(Some(identity)) => identity,
-        Ok(None) => return Vec::new(),
-        Err(message) => return vec![failure(message)],
+        Ok(None) => return (Vec::new(), None),
+        Err(message) => return (vec![failure(message)], None),
     };
     match sign_plan(args, identity, plan, listed_at, facts, open).await {
-        Ok(diagnostics) => diagnostics,
-        Err(err) => vec![failure(format!("signing failed: {err:#}"))],
+        Ok((diagnostics, counts)) => (diagnostics, Some(counts)),
+        Err(err) => (vec![failure(format!("signing failed: {err:#}"))], None),
     }
 }
 
@@ -127,7 +129,7 @@ async fn sign_plan(
     listed_at: &[Option<Location>],
     facts: RunFacts,
     open: &mut Open<'_>,
-) -> anyhow::Result<Vec<Diagnostic>> {
+) -> anyhow::Result<(Vec<Diagnostic>, Arc<Counts>)> {
     let formats = Formats::from(args.signature_format);
     let rekor_url = match (&identity, &args.rekor_url) {
         (_, Some(url)) => Some(url.clone()),
@@ -217,7 +219,7 @@ async fn sign_plan(
         Counts::get(&counts.manifests_pushed),
         Counts::get(&counts.blobs_pushed),
     );
-    Ok(diagnostics)
+    Ok((diagnostics, counts))
 }
 
 /// For each `(source, subject)`: sign on the first destination unless

@@ -122,13 +122,20 @@ impl World {
         self.manifest.path().to_str().unwrap()
     }
 
-    /// `run --confirm` with the sigstore services' URLs and `extra`.
+    /// `run --confirm` of the world's manifest with the sigstore services'
+    /// URLs and `extra`.
     pub fn run_with(&self, extra: &[&str], env: &[(&str, String)]) -> Output {
+        self.run_manifest(self.manifest(), extra, env)
+    }
+
+    /// `run --confirm` of `manifest` with the sigstore services' URLs and
+    /// `extra`.
+    pub fn run_manifest(&self, manifest: &str, extra: &[&str], env: &[(&str, String)]) -> Output {
         let root = self.sigstore.trusted_root();
         let mut args = vec![
             "run",
             "--manifest",
-            self.manifest(),
+            manifest,
             "--confirm",
             "--fulcio-url",
             &self.sigstore.url,
