@@ -197,8 +197,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     // A bad staging signature (with a source policy) or bad staging
     // provenance stops its image before anything of it is written.
     let refused =
-        crate::sign::phase::refused_sources(&args.signing, &plan, &mut |name| registries.get(name))
-            .await?;
+        crate::sign::phase::refused_sources(&args.signing, &plan, concurrency, &mut |name| {
+            registries.get(name)
+        })
+        .await?;
     for (index, code, reason) in refused.into_iter().rev() {
         let image = plan.images.remove(index);
         let at = names

@@ -351,12 +351,14 @@ fn source_check(args: &SigningArgs) -> anyhow::Result<Option<SourceCheck>> {
 /// Before the copy: check the staging image of every image the plan would
 /// copy or tag. Its SLSA provenance, where present (or with
 /// `--require-provenance`), must verify and name an allowed builder; with a
-/// source policy, its signatures must too. Returns the index in
+/// source policy, its signatures must too; `concurrency` images at a
+/// time. Returns the index in
 /// `plan.images`, the rule and the reason of each image to stop: such an
 /// image is stopped before anything of it is written.
 pub async fn refused_sources(
     args: &SigningArgs,
     plan: &Plan,
+    concurrency: usize,
     open: &mut Open<'_>,
 ) -> anyhow::Result<Vec<(usize, Code, String)>> {
     let check = source_check(args)?;
@@ -366,44 +368,45 @@ pub async fn refused_sources(
     }
     let trust = TrustedRoot::load(args.trusted_root.as_deref())?;
     let counts = Counts::default();
-    let mut refused = Vec::new();
-    for (index, image) in plan.images.iter().enumerate() {
-        let source = Place {
+    let mut sources = Vec::with_capacity(plan.images.len());
+    for image in &plan.images {
+        sources.push(Place {
             registry: open(&image.source.registry)?,
             repo: image.source.repo.clone(),
-        };
-        let mut why = None;
-        if let Some(check) = &check {
-            let verdict = verify::check(
-                &source,
-                &image.digest,
-                Formats {
+        });
+    }
+    let (check, provenance, trust, counts) = (&check, &provenance, &trust, &counts);
+    let verdicts: Vec<Option<(Code, String)>> = stream::iter(plan.images.iter().zip(&sources))
+        .map(|(image, source)| async move {
+            if let Some(check) = check {
+                let both = Formats {
                     legacy: true,
                     bundle: true,
-                },
-                &check.policy,
-                &trust,
-                &counts,
-            )
-            .await;
-            why = check.refusal(&verdict).map(|w| (Code::SourceSignature, w));
-        }
-        if why.is_none()
-            && let Some(requirement) = &provenance
-        {
-            why = provenance::refusal(&source, &image.digest, requirement, &trust, &counts)
+                };
+                let verdict =
+                    verify::check(source, &image.digest, both, &check.policy, trust, counts).await;
+                if let Some(why) = check.refusal(&verdict) {
+                    return Some((Code::SourceSignature, why));
+                }
+            }
+            let requirement = provenance.as_ref()?;
+            provenance::refusal(source, &image.digest, requirement, trust, counts)
                 .await
-                .map(|w| (Code::SourceProvenance, w));
-        }
-        if let Some((code, why)) = why {
-            refused.push((
-                index,
-                code,
-                format!("{source}@{}: {why}; not promoted", image.digest),
-            ));
-        }
-    }
-    Ok(refused)
+                .map(|why| (Code::SourceProvenance, why))
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    Ok(verdicts
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, verdict)| {
+            let (code, why) = verdict?;
+            let image = &plan.images[index];
+            let message = format!("{}@{}: {why}; not promoted", sources[index], image.digest);
+            Some((index, code, message))
+        })
+        .collect())
 }
 
 /// How staging provenance is checked: always when signing is on (verify

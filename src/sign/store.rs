@@ -5,12 +5,15 @@
 //! write is counted in [`Counts`] so that a no-op run can prove it wrote
 //! nothing.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::sync::OnceCell;
 
 use super::Error;
 use crate::registry::{self, Descriptor, Digest, Manifest, Reference, Registry, RepoName};
@@ -40,6 +43,47 @@ pub struct Counts {
     pub blobs_pushed: AtomicU64,
     /// Manifest reads (GET) and blob existence checks (HEAD).
     pub reads: AtomicU64,
+    /// Blobs this run has made present, per repository.
+    #[serde(skip)]
+    pub present: BlobLedger,
+}
+
+/// The blobs a run has made present in each repository, so that
+/// concurrent tasks (replicating several digests into one mirror
+/// repository at once) upload a shared blob, such as the empty `{}` config
+/// of every bundle referrer, once: the first uploads, the others wait for
+/// it. Besides saving requests this avoids a race in `docker-registry`'s
+/// filesystem driver, where re-linking a blob while a manifest naming it
+/// is pushed makes the push fail with MANIFEST_BLOB_UNKNOWN.
+#[derive(Debug, Default)]
+pub struct BlobLedger(Mutex<HashMap<BlobKey, Arc<OnceCell<()>>>>);
+
+/// Registry name, repository, blob.
+type BlobKey = (String, RepoName, Digest);
+
+impl BlobLedger {
+    /// Run `ensure` unless it already succeeded for `digest` in `repo` of
+    /// `registry`; callers arriving while it runs wait for its outcome. A
+    /// failure is not remembered: the next caller tries again.
+    async fn once<F, Fut>(
+        &self,
+        registry: &str,
+        repo: &RepoName,
+        digest: &Digest,
+        ensure: F,
+    ) -> Result<(), Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), Error>>,
+    {
+        let cell = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry((registry.to_owned(), repo.clone(), *digest))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_try_init(ensure).await.map(|_| ())
+    }
 }
 
 impl Counts {
@@ -101,26 +145,31 @@ pub async fn put_blob(
     counts: &Counts,
 ) -> Result<Digest, Error> {
     let digest = Digest::of(&bytes);
-    Counts::bump(&counts.reads);
-    let what = format!("storing blob {digest} in {}/{repo}", reg.name());
-    if reg
-        .blob_exists(repo, &digest)
-        .await
-        .map_err(reg_err(what.clone()))?
-        .is_some()
-    {
-        return Ok(digest);
-    }
-    Counts::bump(&counts.blobs_pushed);
-    let size = bytes.len() as u64;
-    reg.push_blob(
-        repo,
-        &digest,
-        size,
-        registry::stream::stream_from_bytes(bytes),
-    )
-    .await
-    .map_err(reg_err(what))?;
+    counts
+        .present
+        .once(reg.name(), repo, &digest, || async {
+            Counts::bump(&counts.reads);
+            let what = format!("storing blob {digest} in {}/{repo}", reg.name());
+            if reg
+                .blob_exists(repo, &digest)
+                .await
+                .map_err(reg_err(what.clone()))?
+                .is_some()
+            {
+                return Ok(());
+            }
+            Counts::bump(&counts.blobs_pushed);
+            let size = bytes.len() as u64;
+            reg.push_blob(
+                repo,
+                &digest,
+                size,
+                registry::stream::stream_from_bytes(bytes),
+            )
+            .await
+            .map_err(reg_err(what))
+        })
+        .await?;
     Ok(digest)
 }
 
@@ -159,32 +208,37 @@ pub async fn copy_blob(
     desc: &Descriptor,
     counts: &Counts,
 ) -> Result<(), Error> {
-    let what = format!("copying blob {} to {}/{to_repo}", desc.digest, to.name());
-    Counts::bump(&counts.reads);
-    if to
-        .blob_exists(to_repo, &desc.digest)
+    counts
+        .present
+        .once(to.name(), to_repo, &desc.digest, || async {
+            let what = format!("copying blob {} to {}/{to_repo}", desc.digest, to.name());
+            Counts::bump(&counts.reads);
+            if to
+                .blob_exists(to_repo, &desc.digest)
+                .await
+                .map_err(reg_err(what.clone()))?
+                .is_some()
+            {
+                return Ok(());
+            }
+            Counts::bump(&counts.blobs_pushed);
+            if from.name() == to.name()
+                && to
+                    .mount_blob(to_repo, &desc.digest, from_repo)
+                    .await
+                    .map_err(reg_err(what.clone()))?
+            {
+                return Ok(());
+            }
+            let blob = from
+                .get_blob(from_repo, &desc.digest)
+                .await
+                .map_err(reg_err(what.clone()))?;
+            to.push_blob(to_repo, &desc.digest, desc.size, blob.stream)
+                .await
+                .map_err(reg_err(what))
+        })
         .await
-        .map_err(reg_err(what.clone()))?
-        .is_some()
-    {
-        return Ok(());
-    }
-    Counts::bump(&counts.blobs_pushed);
-    if from.name() == to.name()
-        && to
-            .mount_blob(to_repo, &desc.digest, from_repo)
-            .await
-            .map_err(reg_err(what.clone()))?
-    {
-        return Ok(());
-    }
-    let blob = from
-        .get_blob(from_repo, &desc.digest)
-        .await
-        .map_err(reg_err(what.clone()))?;
-    to.push_blob(to_repo, &desc.digest, desc.size, blob.stream)
-        .await
-        .map_err(reg_err(what))
 }
 
 #[derive(Deserialize)]

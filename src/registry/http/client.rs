@@ -92,6 +92,8 @@ pub(super) struct HostState {
     pub retry: RetryOptions,
     /// The limiter of the API endpoint, whose counters also count retries.
     pub limiter: Arc<HostLimiter>,
+    /// The host answered the referrers API with a plain 404: it has none.
+    pub no_referrers_api: std::sync::atomic::AtomicBool,
 }
 
 impl HttpClient {
@@ -149,6 +151,7 @@ impl HttpClient {
                         .limiters()
                         .host(&endpoint_key(&endpoint)),
                     endpoint,
+                    no_referrers_api: Default::default(),
                 })
             })
             .clone();

@@ -2,9 +2,10 @@
 //! pagination and `"tags": null`, the Artifact Registry / GCR `manifest`
 //! extension (digest -> tags and media type in the same response), the
 //! fallback of one HEAD per tag, and referrers (API, then the `sha256-<hex>`
-//! tag schema).
+//! tag schema; a host found without the API is asked for the tag only).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -190,22 +191,33 @@ impl HttpRegistry {
         repo: &RepoName,
         subject: &Digest,
     ) -> Result<Vec<Descriptor>> {
-        let url = self.url(repo, &format!("referrers/{subject}")).await?;
-        let request =
-            transport::Request::new(Method::GET, url.clone()).header(ACCEPT, manifest::OCI_INDEX);
-        let response = self.call(request, &[scope(repo, false)], repo).await?;
-        if response.status().is_success() {
-            let body = self
-                .read_manifest_body(
-                    response,
-                    &format!("{}@{subject} referrers", self.location(repo)),
-                )
-                .await?;
-            let index = Manifest::new(Some(manifest::OCI_INDEX), body)?;
-            return index.child_manifests();
-        }
-        if !transport::is_not_found(response.status()) {
-            return Err(self.fail(&Method::GET, repo, response, "pull").await);
+        if !self.state.no_referrers_api.load(Ordering::Relaxed) {
+            let url = self.url(repo, &format!("referrers/{subject}")).await?;
+            let request = transport::Request::new(Method::GET, url.clone())
+                .header(ACCEPT, manifest::OCI_INDEX);
+            let response = self.call(request, &[scope(repo, false)], repo).await?;
+            if response.status().is_success() {
+                let body = self
+                    .read_manifest_body(
+                        response,
+                        &format!("{}@{subject} referrers", self.location(repo)),
+                    )
+                    .await?;
+                let index = Manifest::new(Some(manifest::OCI_INDEX), body)?;
+                return index.child_manifests();
+            }
+            if !transport::is_not_found(response.status()) {
+                return Err(self.fail(&Method::GET, repo, response, "pull").await);
+            }
+            // A registry that serves the referrers API never answers 404
+            // (OCI distribution spec 1.1). A 404 that is not an OCI error
+            // document (which an unknown repository would get) means the
+            // route does not exist: go straight to the tag schema from now
+            // on, one request per listing instead of two.
+            let body = response.text().await.unwrap_or_default();
+            if !body.contains("\"errors\"") {
+                self.state.no_referrers_api.store(true, Ordering::Relaxed);
+            }
         }
         let tag = Reference::Tag(subject.referrers_tag());
         match self.get_manifest_once(repo, &tag).await {
