@@ -442,7 +442,7 @@ impl Signer {
             reg,
             &place.repo,
             digest,
-            &referrer_descriptor(&referrer)?,
+            &[referrer_descriptor(&referrer)?],
             &self.counts,
         )
         .await

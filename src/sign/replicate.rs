@@ -151,7 +151,7 @@ async fn write_bundles(
 ) -> Result<bool, Error> {
     let (src, dst) = (from.registry.as_ref(), to.registry.as_ref());
     let present = bundle_referrers(dst, &to.repo, digest, counts).await?;
-    let mut wrote = false;
+    let mut added = Vec::new();
     for (referrer, manifest) in bundles {
         if present.iter().any(|p| p.digest == referrer.digest) {
             continue;
@@ -161,8 +161,12 @@ async fn write_bundles(
         }
         let reference = Reference::Digest(referrer.digest);
         store::push_manifest(dst, &to.repo, &reference, manifest, counts).await?;
-        store::add_to_fallback_index(dst, &to.repo, digest, referrer, counts).await?;
-        wrote = true;
+        added.push(referrer.clone());
     }
-    Ok(wrote)
+    if added.is_empty() {
+        return Ok(false);
+    }
+    // Listed once all are there: one index update for all of them.
+    store::add_to_fallback_index(dst, &to.repo, digest, &added, counts).await?;
+    Ok(true)
 }

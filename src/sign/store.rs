@@ -247,13 +247,14 @@ struct RawIndex {
     manifests: Vec<Descriptor>,
 }
 
-/// Add `referrer` to the tag-schema index of `subject` (`sha256-<hex>`),
-/// keeping every entry already listed. Nothing is pushed when it is listed.
+/// Add `referrers` to the tag-schema index of `subject` (`sha256-<hex>`),
+/// keeping every entry already listed: one read and at most one push.
+/// Nothing is pushed when all are listed.
 pub async fn add_to_fallback_index(
     reg: &dyn Registry,
     repo: &RepoName,
     subject: &Digest,
-    referrer: &Descriptor,
+    referrers: &[Descriptor],
     counts: &Counts,
 ) -> Result<(), Error> {
     let tag = Reference::tag(&subject.referrers_tag())
@@ -266,10 +267,15 @@ pub async fn add_to_fallback_index(
         }
         None => Vec::new(),
     };
-    if listed.iter().any(|d| d.digest == referrer.digest) {
+    let before = listed.len();
+    for referrer in referrers {
+        if !listed.iter().any(|d| d.digest == referrer.digest) {
+            listed.push(referrer.clone());
+        }
+    }
+    if listed.len() == before {
         return Ok(());
     }
-    listed.push(referrer.clone());
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed});
     let index = Manifest::new(Some(OCI_INDEX), Bytes::from(index.to_string()))
         .map_err(|e| Error::Format(e.to_string()))?;
