@@ -426,3 +426,101 @@ async fn promoted(world: &World, digest: Digest) -> Vec<bool> {
     }
     found
 }
+
+/// Copy the directory tree `from` to `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn key_signed_attestations_between_image_layouts() {
+    // The quickstart's layouts, signed with a key (no Fulcio, no Rekor): the
+    // attestations name the layout places as `verify` names them.
+    use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let quickstart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    copy_tree(&quickstart.join("staging"), &root.join("staging"));
+    let yaml = std::fs::read_to_string(quickstart.join("promoter.yaml"))
+        .unwrap()
+        .replace(
+            "oci:examples/quickstart/",
+            &format!("oci:{}/", root.display()),
+        );
+    let manifest = root.join("promoter.yaml");
+    std::fs::write(&manifest, &yaml).unwrap();
+    let key = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+    let (private, public) = (root.join("key.pem"), root.join("key.pub"));
+    std::fs::write(
+        &private,
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let public_pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    std::fs::write(&public, public_pem).unwrap();
+    let manifest = manifest.to_str().unwrap();
+    let run = || {
+        world::promoter(
+            &[
+                "run",
+                "--manifest",
+                manifest,
+                "--confirm",
+                "--signing-key",
+                private.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("signed 2 digest(s), wrote 4 attestation(s)"),
+        "{}",
+        text(&out)
+    );
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            "--manifest",
+            manifest,
+            "--public-key",
+            public.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        world::promoter(&args, &[])
+    };
+    let ok = verify(&["--attestations"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("all 4 destination image(s) carry valid signatures and attestations"),
+        "{}",
+        text(&ok)
+    );
+    // Another key: every attestation is a gap.
+    let stranger = p256::ecdsa::SigningKey::from_slice(&[10u8; 32]).unwrap();
+    let stranger_pem = stranger
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    std::fs::write(&public, stranger_pem).unwrap();
+    let bad = verify(&["--attestations"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(text(&bad).contains("4 of 4"), "{}", text(&bad));
+    // Nothing left to do: a second run signs and attests nothing.
+    let again = run();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(!text(&again).contains("attestation(s)"), "{}", text(&again));
+}

@@ -175,11 +175,12 @@ async fn sign_plan(
         promotions.push(Promotion {
             public_name: public_name.clone(),
             digest: image.digest,
-            source: image.source.to_string(),
-            destinations: image
-                .targets
+            // Named as `verify` names places, so that it finds them listed.
+            source: source.to_string(),
+            destinations: destinations
                 .iter()
-                .map(|t| (t.destination.to_string(), t.tags.clone()))
+                .zip(&image.targets)
+                .map(|(place, t)| (place.to_string(), t.tags.clone()))
                 .collect(),
             manifest: listed_at
                 .get(index)
