@@ -19,10 +19,17 @@
 //! - **AIMD on the rate**, as TCP congestion control does with its window:
 //!   - Start at [`RateOptions::initial_rps`]: 50 r/s, kpromo's limit (which
 //!     registry.k8s.io's own cap of 5,000/min, ~83 r/s, leaves room for).
-//!   - Additive increase: +1 r/s per 10 accepted responses, while the pacer
-//!     is what holds requests back (a request waited for its slot within the
-//!     last second; a rate nobody uses is never raised). At 20 r/s this is
-//!     +2 r/s per second: the probe upward takes seconds, not minutes.
+//!   - Slow start, as TCP's: until the host first pushes back (a 429 or
+//!     503, `Retry-After`, `RateLimit-Remaining` under 10%), +1 r/s per
+//!     accepted response while the pacer is what holds requests back, which
+//!     doubles the rate every second up to the ceiling. A registry without
+//!     limits is then used at the ceiling within two seconds instead of
+//!     thirty (`bench/promote.sh`: README "Benchmarks").
+//!   - Additive increase after that: +1 r/s per 10 accepted responses,
+//!     while the pacer is what holds requests back (a request waited for its
+//!     slot within the last second; a rate nobody uses is never raised). At
+//!     20 r/s this is +2 r/s per second: the probe upward takes seconds, not
+//!     minutes.
 //!   - Ceiling: 4x the initial rate (200 r/s by default), 20% of Artifact
 //!     Registry's default quota of 60,000 requests/min per project and
 //!     region, which other jobs share.
@@ -278,6 +285,8 @@ struct Pace {
     last_wait: Option<Instant>,
     first_request: Option<Instant>,
     accepted: VecDeque<Instant>,
+    /// No push-back from the host yet: increase fast.
+    slow_start: bool,
 }
 
 /// What [`Pace::observe`] changed, for the counters.
@@ -306,6 +315,7 @@ impl Pace {
             last_wait: None,
             first_request: None,
             accepted: VecDeque::new(),
+            slow_start: true,
         }
     }
 
@@ -371,6 +381,17 @@ impl Pace {
             }
             return changes;
         }
+        // Any push-back ends the slow start for good.
+        if matches!(feedback.status, 429 | 503)
+            || feedback.retry_after.is_some()
+            || feedback.remaining.is_some_and(|r| {
+                feedback
+                    .limit
+                    .is_some_and(|l| (r as f64) < l as f64 * LOW_REMAINING)
+            })
+        {
+            self.slow_start = false;
+        }
         match feedback.status {
             429 => {
                 let holding_off = self
@@ -395,7 +416,14 @@ impl Pace {
                         .last_wait
                         .is_some_and(|t| now.duration_since(t) <= WINDOW);
                     if binding {
-                        self.set_rate(self.rate + INCREASE_STEP);
+                        // Slow start: +1 r/s per accepted response, which
+                        // doubles the rate each second; then additive.
+                        let step = if self.slow_start {
+                            f64::from(INCREASE_EVERY)
+                        } else {
+                            INCREASE_STEP
+                        };
+                        self.set_rate(self.rate + step);
                     }
                 }
             }
@@ -673,6 +701,41 @@ mod tests {
             pace.observe(at(start, 9.0), &status(429));
         }
         assert!(pace.rate >= FLOOR_RPS);
+    }
+
+    /// Unlimited demand, every response accepted, for `secs`.
+    fn drive(pace: &mut Pace, from: Instant, secs: f64) -> Instant {
+        let mut now = from;
+        while now < at(from, secs) {
+            match pace.try_take(now) {
+                Err(next) => now = next,
+                Ok(()) => {
+                    pace.observe(now, &status(200));
+                }
+            }
+        }
+        now
+    }
+
+    #[test]
+    fn slow_start_doubles_until_the_first_push_back() {
+        let start = Instant::now();
+        let mut pace = Pace::new(10.0, 8.0, start);
+        let now = drive(&mut pace, start, 1.0);
+        // One second of +1 per accepted response: about twice the rate.
+        assert!((18.0..=22.0).contains(&pace.rate), "{}", pace.rate);
+        let now = drive(&mut pace, now, 2.0);
+        assert_eq!(pace.rate, 80.0, "the ceiling within three seconds");
+        // A 429 ends it: the cut, then +1 r/s per 10 responses.
+        assert!(pace.observe(now, &status(429)).cut);
+        let cut = pace.rate;
+        drive(&mut pace, now, 1.0);
+        assert!(
+            pace.rate - cut <= cut / 10.0 + 1.0,
+            "{cut} -> {}",
+            pace.rate
+        );
+        assert!(pace.rate > cut, "still climbing: {}", pace.rate);
     }
 
     #[test]
