@@ -94,7 +94,8 @@ impl Nginx {
                 .arg(dir.path())
                 .arg("-c")
                 .arg(dir.path().join("nginx.conf"))
-                .args(["-g", "daemon off;"])
+                // One process, no worker to orphan when it is killed on drop.
+                .args(["-g", "daemon off; master_process off;"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
