@@ -228,8 +228,8 @@ async fn sign_plan(
 /// and, in the order of `subjects`, what each promotion did), copy the
 /// staging image's signatures and attestations there too (as kpromo copies
 /// signatures), then replicate all of it to every other destination (8 at
-/// a time). Returns the problems; each stops only its
-/// own subject or destination.
+/// a time). Returns the problems; each stops only its own subject or
+/// destination.
 pub async fn sign_and_replicate(
     signer: &mut Signer,
     subjects: &[(Place, Subject)],
@@ -254,7 +254,8 @@ pub async fn sign_and_replicate(
             && let Some(promotion) = promotions.get(index)
             && let Err(err) = attestations.write(signer, first, promotion).await
         {
-            // The signature stands and is replicated; a re-run attests.
+            // Reported (the run exits 1); the signature stands and is
+            // replicated. `verify --attestations` shows the gap.
             problems.push(format!(
                 "attesting {first}@{} failed: {err}",
                 subject.digest
@@ -352,10 +353,10 @@ fn source_check(args: &SigningArgs) -> anyhow::Result<Option<SourceCheck>> {
 /// Before the copy: check the staging image of every image the plan would
 /// copy or tag. Its SLSA provenance, where present (or with
 /// `--require-provenance`), must verify and name an allowed builder; with a
-/// source policy, its signatures must too; `concurrency` images at a
-/// time. Returns the index in
-/// `plan.images`, the rule and the reason of each image to stop: such an
-/// image is stopped before anything of it is written.
+/// source policy, its signatures must too; `concurrency` images at a time.
+/// Returns the index in `plan.images`, the rule and the reason of each
+/// image to stop: such an image is stopped before anything of it is
+/// written.
 pub async fn refused_sources(
     args: &SigningArgs,
     plan: &Plan,
