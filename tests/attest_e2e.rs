@@ -100,11 +100,7 @@ async fn every_promoted_digest_is_attested_verifiably_once() {
     assert_eq!((stats.fulcio, stats.dsse), (1, 2 + 2 * 2), "{stats:?}");
 
     let yaml = std::fs::read_to_string(world.manifest()).unwrap();
-    let destinations: Vec<String> = world
-        .destinations
-        .iter()
-        .map(|(h, p)| format!("{h}/{p}"))
-        .collect();
+    let destinations = world.destination_names();
     let dir = tempfile::tempdir().unwrap();
     let mut first_copy: BTreeMap<(Digest, &str), Vec<u8>> = BTreeMap::new();
     for (i, (reg, repo, digest)) in world.places().into_iter().enumerate() {
@@ -317,11 +313,7 @@ async fn staging_provenance_is_verified_before_promotion() {
     )
     .await;
 
-    let destinations: Vec<String> = world
-        .destinations
-        .iter()
-        .map(|(h, p)| format!("{h}/{p}"))
-        .collect();
+    let destinations = world.destination_names();
     let main = world.manifest_for(&built, &destinations);
     let main = main.path().to_str().unwrap();
     // A builder not allowed: both images stop before anything is written.

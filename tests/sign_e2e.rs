@@ -554,11 +554,7 @@ async fn staging_signatures_are_checked_before_the_image_is_promoted() {
     .await;
     // Promote from there with a source policy: the good image travels with
     // its signatures, the tampered one is stopped.
-    let destinations: Vec<String> = world
-        .destinations
-        .iter()
-        .map(|(h, p)| format!("{h}/{p}"))
-        .collect();
+    let destinations = world.destination_names();
     let main = world.manifest_for(&format!("{}/signed", world.source), &destinations);
     let out = run(
         main.path().to_str().unwrap(),

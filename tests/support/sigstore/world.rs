@@ -122,6 +122,14 @@ impl World {
         self.manifest.path().to_str().unwrap()
     }
 
+    /// The destinations as manifests name them, `host/prefix`.
+    pub fn destination_names(&self) -> Vec<String> {
+        self.destinations
+            .iter()
+            .map(|(h, p)| format!("{h}/{p}"))
+            .collect()
+    }
+
     /// `run --confirm` of the world's manifest with the sigstore services'
     /// URLs and `extra`.
     pub fn run_with(&self, extra: &[&str], env: &[(&str, String)]) -> Output {
