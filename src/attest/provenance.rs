@@ -11,7 +11,7 @@ use crate::registry::Digest;
 use crate::sign::store::Counts;
 use crate::sign::trust::TrustedRoot;
 use crate::sign::verify::{self, Policy};
-use crate::sign::{Error, Place, bundle_referrers, predicate_of};
+use crate::sign::{Error, Place};
 
 /// What staging provenance must show.
 #[derive(Clone, Debug)]
@@ -74,36 +74,29 @@ pub async fn refusal(
     trust: &TrustedRoot,
     counts: &Counts,
 ) -> Option<String> {
-    let referrers =
-        match bundle_referrers(place.registry.as_ref(), &place.repo, digest, counts).await {
-            Ok(r) => r,
-            Err(e) => return Some(format!("its provenance cannot be read: {e}")),
-        };
-    let mut first_problem = None;
-    let mut found = false;
-    for referrer in referrers
-        .iter()
-        .filter(|r| predicate_of(r) == Some(SLSA_PREDICATE))
+    let bundles = match verify::read_bundles(place, digest, counts, |predicate| {
+        predicate == Some(SLSA_PREDICATE)
+    })
+    .await
     {
-        found = true;
-        let outcome = match verify::bundle_bytes(place, referrer, counts).await {
-            Ok(bytes) => check_bundle(&bytes, digest, requirement, trust),
-            Err(e) => Err(e),
-        };
-        match outcome {
+        Ok(bundles) => bundles,
+        Err(e) => return Some(format!("its provenance cannot be read: {e}")),
+    };
+    if bundles.is_empty() {
+        return requirement
+            .require
+            .then(|| "it carries no SLSA provenance v1 (--require-provenance)".into());
+    }
+    let mut first_problem = None;
+    for (_, bytes) in bundles {
+        match bytes.and_then(|b| check_bundle(&b, digest, requirement, trust)) {
             Ok(_) => return None,
             Err(e) => {
                 first_problem.get_or_insert(e.to_string());
             }
         }
     }
-    match first_problem {
-        Some(why) => Some(format!("its SLSA provenance does not verify: {why}")),
-        None if requirement.require && !found => {
-            Some("it carries no SLSA provenance v1 (--require-provenance)".into())
-        }
-        None => None,
-    }
+    first_problem.map(|why| format!("its SLSA provenance does not verify: {why}"))
 }
 
 #[cfg(test)]

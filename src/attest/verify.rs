@@ -9,7 +9,7 @@ use crate::registry::Digest;
 use crate::sign::store::Counts;
 use crate::sign::trust::TrustedRoot;
 use crate::sign::verify::{self, Policy, Status, pick};
-use crate::sign::{Error, Place, bundle_referrers, predicate_of};
+use crate::sign::{Error, Place};
 
 /// Both verdicts for one digest in one destination.
 #[derive(Clone, Debug)]
@@ -84,24 +84,23 @@ async fn check_both(
     trust: &TrustedRoot,
     counts: &Counts,
 ) -> Result<Verdict, Error> {
-    let referrers = bundle_referrers(place.registry.as_ref(), &place.repo, digest, counts).await?;
-    let mut statuses = Vec::new();
-    for predicate_type in [PROMOTION_PREDICATE, SLSA_PREDICATE] {
-        let mut results = Vec::new();
-        for referrer in referrers
-            .iter()
-            .filter(|r| predicate_of(r) == Some(predicate_type))
-        {
-            let result = match verify::bundle_bytes(place, referrer, counts).await {
-                Ok(bytes) => check_bundle(&bytes, predicate_type, digest, place, policy, trust),
-                Err(e @ Error::Verify(_)) => Err(e),
-                Err(e) => return Err(e),
-            };
-            results.push(result);
+    let bundles = verify::read_bundles(place, digest, counts, |predicate| {
+        matches!(predicate, Some(PROMOTION_PREDICATE | SLSA_PREDICATE))
+    })
+    .await?;
+    let (mut record, mut provenance) = (Vec::new(), Vec::new());
+    for (predicate_type, bytes) in bundles {
+        let predicate_type = predicate_type.unwrap_or_default();
+        let result =
+            bytes.and_then(|b| check_bundle(&b, &predicate_type, digest, place, policy, trust));
+        if predicate_type == PROMOTION_PREDICATE {
+            record.push(result);
+        } else {
+            provenance.push(result);
         }
-        statuses.push(pick(results));
     }
-    let provenance = statuses.pop().unwrap_or(Status::Missing);
-    let record = statuses.pop().unwrap_or(Status::Missing);
-    Ok(Verdict { record, provenance })
+    Ok(Verdict {
+        record: pick(record),
+        provenance: pick(provenance),
+    })
 }

@@ -376,29 +376,51 @@ async fn check_bundles(
     trust: &TrustedRoot,
     counts: &Counts,
 ) -> Result<Status, Error> {
+    // Attestations are not signatures; an unannounced bundle may be one.
+    let bundles = read_bundles(place, digest, counts, |predicate| {
+        matches!(predicate, None | Some(bundle::SIGN_PREDICATE))
+    })
+    .await?;
+    Ok(pick(
+        bundles
+            .into_iter()
+            .map(|(_, bytes)| bytes.and_then(|b| verify_bundle(&b, digest, policy, trust)))
+            .collect(),
+    ))
+}
+
+/// The bundles the referrers of `digest` in `place` store, for those whose
+/// announced predicate type `wanted` accepts: each with that predicate
+/// type, and its JSON or, for a referrer listed but absent or holding no
+/// bundle, an [`Error::Verify`] in its place. A registry that cannot be
+/// read fails the whole call.
+#[allow(clippy::type_complexity)]
+pub async fn read_bundles(
+    place: &Place,
+    digest: &Digest,
+    counts: &Counts,
+    wanted: impl Fn(Option<&str>) -> bool,
+) -> Result<Vec<(Option<String>, Result<Vec<u8>, Error>)>, Error> {
     let reg = place.registry.as_ref();
-    let mut results = Vec::new();
+    let mut out = Vec::new();
     for referrer in bundle_referrers(reg, &place.repo, digest, counts).await? {
-        // Attestations are not signatures; an unannounced bundle may be one.
-        if !matches!(predicate_of(&referrer), None | Some(bundle::SIGN_PREDICATE)) {
+        let predicate = predicate_of(&referrer);
+        if !wanted(predicate) {
             continue;
         }
         let bytes = match bundle_bytes(place, &referrer, counts).await {
-            Ok(bytes) => bytes,
-            Err(e @ Error::Verify(_)) => {
-                results.push(Err(e));
-                continue;
-            }
+            Ok(bytes) => Ok(bytes),
+            Err(e @ Error::Verify(_)) => Err(e),
             Err(e) => return Err(e),
         };
-        results.push(verify_bundle(&bytes, digest, policy, trust));
+        out.push((predicate.map(str::to_owned), bytes));
     }
-    Ok(pick(results))
+    Ok(out)
 }
 
 /// The bundle JSON a referrer (listed in `place`) stores. A referrer that is
 /// listed but absent, or holds no bundle, is an [`Error::Verify`].
-pub async fn bundle_bytes(
+async fn bundle_bytes(
     place: &Place,
     referrer: &crate::registry::Descriptor,
     counts: &Counts,
