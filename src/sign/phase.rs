@@ -576,12 +576,11 @@ pub async fn verify_command(args: &VerifyArgs) -> anyhow::Result<Outcome> {
     let total = checks.len();
     let mut out = std::io::stdout().lock();
     if args.fix && !gaps.is_empty() {
-        let all: Vec<(usize, usize)> = checks.clone();
         let mut fixed = Vec::new();
         for ((i, j), _) in &gaps {
             let (digest, places) = &items[*i];
             // A destination of the same digest that is not a gap.
-            let donor = all
+            let donor = checks
                 .iter()
                 .filter(|(di, dj)| di == i && dj != j)
                 .find(|k| !gaps.iter().any(|(g, _)| g == *k));
