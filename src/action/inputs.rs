@@ -50,7 +50,7 @@ pub enum For {
 
 /// Inputs passed straight to `promoter run` and `promoter verify` as
 /// `--<input>=<value>` when not empty: the signing, verification and rate
-/// options, whose flags those commands own (README "Signing").
+/// options, whose flags those commands own (docs/signing.md).
 pub const PASS_THROUGH: &[(&str, For)] = &[
     ("max-rps", For::Run),
     ("concurrency", For::Both),

@@ -22,10 +22,10 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// SLSA provenance v1.
 pub const SLSA_PREDICATE: &str = "https://slsa.dev/provenance/v1";
 /// The promotion record's predicate type. A URN rather than a URL: it names
-/// the schema documented in the README ("Attestations") without pointing at
+/// the schema documented in docs/attestations.md without pointing at
 /// a host this project does not own.
 pub const PROMOTION_PREDICATE: &str = "urn:promoter:attestation:promotion:v1";
-/// SLSA `buildType` of a promotion (the same README section).
+/// SLSA `buildType` of a promotion (the same page).
 pub const PROMOTION_BUILD_TYPE: &str = "urn:promoter:buildtype:promotion:v1";
 
 /// What one run did with one digest.
