@@ -19,6 +19,7 @@ pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod report;
+pub mod retry;
 pub mod run;
 pub mod shard;
 pub mod sign;

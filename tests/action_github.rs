@@ -713,3 +713,32 @@ fn a_push_whose_before_is_not_fetched_still_promotes() {
     );
     assert_eq!(run.output("promoted"), Some("2"), "{}", describe(&run));
 }
+
+#[test]
+fn github_rate_limits_are_waited_out_as_retry_after_says() {
+    let repo = Repo::new(hello_only, hello_and_echo);
+    let api = GitHubApi::start();
+    // GitHub's secondary rate limit on the Check Run's creation: 429 with
+    // `Retry-After: 2`. A rate-limited POST was not acted on, so it is sent
+    // again, and not before GitHub said.
+    api.throttle_next(1, "/check-runs", 2);
+    let run = action(&repo, "pull_request", "pull_request", &api, &[]);
+    assert_eq!(run.code, 0, "{}", describe(&run));
+    let posts: Vec<_> = api
+        .requests_to("/check-runs")
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2, "{}", describe(&run));
+    let waited = posts[1].at - posts[0].at;
+    assert!(
+        waited >= std::time::Duration::from_secs(2),
+        "retried after {waited:?}"
+    );
+    assert!(
+        !run.stdout.contains("cannot create the Check Run"),
+        "{}",
+        describe(&run)
+    );
+    assert_eq!(run.output("conclusion"), Some("success"));
+}

@@ -3,23 +3,31 @@
 //! `GITHUB_API_URL` so that GitHub Enterprise Server works.
 //!
 //! Plain `reqwest` (already the registry client's HTTP stack) rather than
-//! octocrab: see the README, "GitHub Action". The token is sent only to
+//! octocrab: see docs/crates.md. The token is sent only to
 //! `GITHUB_API_URL`, marked sensitive, and never printed (`Debug` hides it).
+//! Retries follow the shared policy ([`crate::retry`]), with GitHub's
+//! rate-limit signals read here.
 
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::Value;
+
+use crate::retry::{Backoff, Class, Policy, Retryable};
 
 /// Each call's limit: reporting must never hold the job for long.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Attempts per call. A 5xx or 429 answer, or a lost connection, is tried
-/// again after [`RETRY_DELAY`] times the attempt number: GitHub's API has
-/// short hiccups, and a report lost to one is a report nobody sees.
-const ATTEMPTS: u32 = 3;
-const RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Retries per call: 3 attempts, 0.5 s then 1 s apart (plus jitter), or
+/// as long as GitHub asks (`Retry-After`, or the reset of a spent quota),
+/// up to a minute. GitHub's API has short hiccups, and a report lost to one
+/// is a report nobody sees.
+pub const RETRY: Policy = Policy::new(Backoff {
+    retries: 2,
+    min_delay: Duration::from_millis(500),
+    max_delay: Duration::from_secs(1),
+});
 
 /// The version of the REST API the request and response shapes follow.
 const API_VERSION: &str = "2022-11-28";
@@ -34,6 +42,8 @@ pub enum ApiError {
         path: String,
         status: u16,
         message: String,
+        /// How long GitHub asked us to wait, when it did.
+        wait: Option<Duration>,
     },
     #[error("{method} {path}: {source}")]
     Transport {
@@ -44,19 +54,62 @@ pub enum ApiError {
     },
 }
 
-impl ApiError {
-    /// Worth another attempt. A POST is repeated only when it never reached
-    /// GitHub (a refused connection), so that no Check Run or comment is
-    /// created twice.
-    fn is_retryable(&self, method: &str) -> bool {
+/// Worth another attempt. A rate-limited request (429, or 403 with
+/// `Retry-After` or no quota left, as GitHub's REST guide describes:
+/// docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api)
+/// was not acted on, so it is repeated whatever its method. Otherwise a POST
+/// is repeated only when it never reached GitHub (a refused connection), so
+/// that no Check Run or comment is created twice.
+impl Retryable for ApiError {
+    fn class(&self) -> Class {
         match self {
-            ApiError::Status { status, .. } => {
-                method != "POST" && (*status == 429 || *status >= 500)
+            ApiError::Status {
+                status: 403 | 429,
+                wait: after @ Some(_),
+                ..
             }
-            ApiError::Transport { source, .. } => method != "POST" || source.is_connect(),
+            | ApiError::Status {
+                status: 429,
+                wait: after,
+                ..
+            } => Class::Throttled { after: *after },
+            ApiError::Status {
+                method,
+                status,
+                wait,
+                ..
+            } if *method != "POST" && *status >= 500 => Class::Transient { after: *wait },
+            ApiError::Transport { method, source, .. }
+                if *method != "POST" || source.is_connect() =>
+            {
+                Class::Transient { after: None }
+            }
+            _ => Class::Permanent,
         }
     }
+}
 
+/// What a GitHub answer asks us to wait: `Retry-After`, else, when the
+/// quota is spent (`x-ratelimit-remaining: 0`), until `x-ratelimit-reset`
+/// (Unix seconds).
+fn github_wait(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(after) = crate::retry::retry_after(headers) {
+        return Some(after);
+    }
+    let number =
+        |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+    if number("x-ratelimit-remaining")? != 0 {
+        return None;
+    }
+    let reset = std::time::UNIX_EPOCH + Duration::from_secs(number("x-ratelimit-reset")?);
+    Some(
+        reset
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+impl ApiError {
     /// The token may not do this (fork pull requests, missing `permissions:`).
     #[must_use]
     pub fn is_forbidden(&self) -> bool {
@@ -120,16 +173,7 @@ impl GitHub {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let mut attempt = 1;
-        loop {
-            match self.call_once(method, path, body).await {
-                Err(err) if attempt < ATTEMPTS && err.is_retryable(method) => {
-                    tokio::time::sleep(RETRY_DELAY * attempt).await;
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        RETRY.run(path, || self.call_once(method, path, body)).await
     }
 
     async fn call_once(
@@ -156,6 +200,7 @@ impl GitHub {
         }
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
+        let wait = github_wait(response.headers());
         let text = response.text().await.map_err(transport)?;
         if !status.is_success() {
             let message = serde_json::from_str::<Value>(&text)
@@ -167,6 +212,7 @@ impl GitHub {
                 path: path.to_string(),
                 status: status.as_u16(),
                 message,
+                wait,
             });
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))

@@ -43,22 +43,51 @@ impl Digest {
     }
 }
 
+/// Why `value` is not `sha256:` and 64 lowercase hex digits (`^sha256:[0-9a-f]{64}$`,
+/// as kpromo requires), in words a user can act on. The one copy of this
+/// grammar: [`Digest`] parses with it, and `check` reports with it (M201).
+///
+/// # Errors
+///
+/// The reason, when `value` is not a digest.
+pub fn check(value: &str) -> Result<(), String> {
+    let Some(hex) = value.strip_prefix("sha256:") else {
+        return Err(match value.split_once(':') {
+            Some((algorithm, _)) => {
+                format!("algorithm `{algorithm}` is not supported; only `sha256` is")
+            }
+            None => "a digest starts with `sha256:`".to_string(),
+        });
+    };
+    // Fast path: almost every digest is well formed.
+    if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Ok(());
+    }
+    if let Some(c) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!("`{c}` is not a hex digit"));
+    }
+    if hex.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err("hex digits must be lowercase".to_string());
+    }
+    if hex.len() != 64 {
+        return Err(format!(
+            "it has {} hex digits; a sha256 digest has 64",
+            hex.len()
+        ));
+    }
+    Ok(())
+}
+
 impl FromStr for Digest {
     type Err = ParseNameError;
 
     fn from_str(s: &str) -> Result<Digest, ParseNameError> {
         let err = || ParseNameError::Digest(s.chars().take(100).collect());
-        let hex_part = s.strip_prefix("sha256:").ok_or_else(err)?;
-        // `hex::decode` accepts uppercase; registries and the OCI spec do not.
-        if hex_part.len() != 64
-            || !hex_part
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(err());
-        }
+        // `hex::decode` accepts uppercase; registries and the OCI spec do
+        // not, and neither does `check`.
+        check(s).map_err(|_| err())?;
         let mut raw = [0u8; 32];
-        hex::decode_to_slice(hex_part, &mut raw).map_err(|_| err())?;
+        hex::decode_to_slice(&s["sha256:".len()..], &mut raw).map_err(|_| err())?;
         Ok(Digest(raw))
     }
 }

@@ -53,21 +53,42 @@ impl RepoName {
     }
 }
 
-fn valid_component(c: &str) -> bool {
-    let bytes = c.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
-        return false;
-    };
-    if !alnum(first) || !alnum(last) {
-        return false;
+/// Why `component` is not one path component of the OCI distribution name
+/// grammar, `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, in words a user can act
+/// on. The one copy of this grammar: [`RepoName`] parses with it, and
+/// `check` reports with it (rule M203, and the paths of M204).
+///
+/// # Errors
+///
+/// The reason, when `component` is not one.
+pub fn check_component(component: &str) -> Result<(), String> {
+    if component.is_empty() {
+        return Err(
+            "it has an empty path component (`//`, or a leading or trailing `/`)".to_string(),
+        );
     }
-    // Separators: one `.`, one `_`, `__`, or any run of `-`, always between
-    // alphanumerics.
+    if let Some(c) = component
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(if c.is_ascii_uppercase() {
+            "names must be lowercase".to_string()
+        } else {
+            format!("`{c}` is not allowed in a name (lowercase letters, digits, `.`, `_`, `-`)")
+        });
+    }
+    let bytes = component.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return Err(format!(
+            "`{component}` must start and end with a lowercase letter or digit"
+        ));
+    }
+    // Separators: one `.`, one or two `_`, or any number of `-`, always
+    // between alphanumerics.
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if alnum(b) {
+        if alnum(bytes[i]) {
             i += 1;
             continue;
         }
@@ -75,20 +96,34 @@ fn valid_component(c: &str) -> bool {
         while i < bytes.len() && !alnum(bytes[i]) {
             i += 1;
         }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
-        if !ok {
-            return false;
+        let separator = &component[start..i];
+        let valid = separator == "."
+            || separator == "_"
+            || separator == "__"
+            || separator.bytes().all(|b| b == b'-');
+        if !valid {
+            return Err(format!(
+                "`{separator}` is not a valid separator in `{component}`"
+            ));
         }
     }
-    true
+    Ok(())
+}
+
+/// Why `path` is not `/`-separated [path components](check_component).
+///
+/// # Errors
+///
+/// The reason for the first component that is not one.
+pub fn check_path(path: &str) -> Result<(), String> {
+    path.split('/').try_for_each(check_component)
 }
 
 impl FromStr for RepoName {
     type Err = ParseNameError;
 
     fn from_str(s: &str) -> Result<RepoName, ParseNameError> {
-        if s.is_empty() || s.len() > MAX_REPO_LEN || !s.split('/').all(valid_component) {
+        if s.is_empty() || s.len() > MAX_REPO_LEN || check_path(s).is_err() {
             return Err(ParseNameError::Repository(s.chars().take(300).collect()));
         }
         Ok(RepoName(s.to_owned()))
@@ -107,17 +142,49 @@ impl fmt::Debug for RepoName {
     }
 }
 
-/// Check a tag against `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub fn validate_tag(tag: &str) -> Result<(), ParseNameError> {
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let ok = matches!(tag.as_bytes().first(), Some(&b) if word(b))
-        && tag.len() <= 128
-        && tag.bytes().all(|b| word(b) || b == b'.' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ParseNameError::Tag(tag.chars().take(200).collect()))
+fn is_word(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// Why `tag` is not a tag, `^\w[\w.-]{0,127}$` (ASCII `\w`, the OCI
+/// distribution tag grammar), in words a user can act on. The one copy of
+/// this grammar: [`validate_tag`] and `check` (rule M202) use it.
+///
+/// # Errors
+///
+/// The reason, when `tag` is not one.
+pub fn check_tag(tag: &str) -> Result<(), String> {
+    let mut chars = tag.chars();
+    match chars.next() {
+        None => return Err("the tag is empty".to_string()),
+        Some(c) if !is_word(c) => {
+            return Err(format!(
+                "a tag must start with a letter, digit or `_`, not `{c}`"
+            ));
+        }
+        Some(_) => {}
     }
+    if let Some(c) = chars.find(|c| !(is_word(*c) || *c == '.' || *c == '-')) {
+        return Err(format!(
+            "`{c}` is not allowed in a tag (letters, digits, `_`, `.`, `-`)"
+        ));
+    }
+    if tag.len() > 128 {
+        return Err(format!(
+            "the tag has {} characters; at most 128 are allowed",
+            tag.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Check a tag against `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` ([`check_tag`]).
+///
+/// # Errors
+///
+/// [`ParseNameError::Tag`] when it is not one.
+pub fn validate_tag(tag: &str) -> Result<(), ParseNameError> {
+    check_tag(tag).map_err(|_| ParseNameError::Tag(tag.chars().take(200).collect()))
 }
 
 /// What a manifest is addressed by: a tag or a digest.

@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use crate::cli::SignatureFormat;
 use crate::registry::{self, Descriptor, Digest, Reference, Registry, RepoName};
+use crate::retry::{Backoff, HttpFailure, Policy};
 use crypto::Key;
 use fulcio::SigningCert;
 use oidc::TokenSource;
@@ -169,43 +170,35 @@ pub fn http_client() -> Result<reqwest::Client, Error> {
         })
 }
 
+/// Retries of Fulcio, Rekor and the OIDC token endpoint: 3 attempts, 1 s
+/// then 2 s apart (plus jitter), or as long as `Retry-After` asks, up to a
+/// minute.
+pub const SIGSTORE_RETRY: Policy = Policy::new(Backoff {
+    retries: 2,
+    min_delay: std::time::Duration::from_secs(1),
+    max_delay: std::time::Duration::from_secs(2),
+});
+
 /// POST `body` as JSON to `url`; returns the status and the body text.
-/// Connection errors, 429 and 5xx are retried (3 attempts, 1 s then 2 s):
+/// Connection errors, 408, 429 and 5xx are retried ([`SIGSTORE_RETRY`]):
 /// Fulcio and Rekor answer a repeated request safely (a new certificate; an
-/// existing entry is a 409 that the caller reports).
+/// existing entry is a 409 that the caller reports). The last answer is
+/// returned even when its status is transient.
 pub async fn post_json(
     client: &reqwest::Client,
     url: &str,
     body: &serde_json::Value,
 ) -> Result<(reqwest::StatusCode, String), Error> {
-    let mut delay = std::time::Duration::from_secs(1);
-    let mut attempt = 1;
-    loop {
-        let outcome = match client.post(url).json(body).send().await {
-            Ok(response) => {
-                let status = response.status();
-                match response.text().await {
-                    Ok(text) => Ok((status, text)),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        let transient = match &outcome {
-            Ok((status, _)) => {
-                status.is_server_error() || *status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            }
-            Err(_) => true,
-        };
-        if !transient || attempt == 3 {
-            return outcome.map_err(|message| Error::Http {
-                url: url.to_owned(),
-                message,
-            });
-        }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
-        attempt += 1;
+    match SIGSTORE_RETRY
+        .send_text(url, || client.post(url).json(body))
+        .await
+    {
+        Ok(answer) => Ok(answer),
+        Err(HttpFailure::Status { status, body, .. }) => Ok((status, body)),
+        Err(HttpFailure::Transport(e)) => Err(Error::Http {
+            url: url.to_owned(),
+            message: e.to_string(),
+        }),
     }
 }
 

@@ -18,6 +18,16 @@ use base64::Engine;
 use serde::Deserialize;
 
 use super::Error;
+use crate::retry::{Backoff, Policy};
+
+/// Retries of GitHub's token endpoint: 5 attempts, 1 s doubling (plus
+/// jitter), as GitHub's own toolkit retries it; `Retry-After` is waited for
+/// up to a minute.
+pub const TOKEN_RETRY: Policy = Policy::new(Backoff {
+    retries: 4,
+    min_delay: Duration::from_secs(1),
+    max_delay: Duration::from_secs(8),
+});
 
 /// Where the identity token of a run comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -74,8 +84,7 @@ impl TokenSource {
     }
 
     /// Get the token. GitHub requests are retried on transient failures
-    /// (connection errors, 408, 429, 5xx): 5 attempts, 1 s doubling, as
-    /// GitHub's own toolkit retries its token endpoint.
+    /// (connection errors, 408, 429, 5xx): [`TOKEN_RETRY`].
     pub async fn fetch(&self, client: &reqwest::Client) -> Result<IdentityToken, Error> {
         let raw = match self {
             TokenSource::File(path) => std::fs::read_to_string(path)
@@ -113,50 +122,36 @@ async fn fetch_github(
     mask(request_token);
     let separator = if url.contains('?') { '&' } else { '?' };
     let url = format!("{url}{separator}audience=sigstore");
-    let mut delay = Duration::from_secs(1);
-    let mut last = String::new();
-    for attempt in 1..=5 {
-        let response = client
+    let request = || {
+        client
             .get(&url)
             .header("Authorization", format!("bearer {request_token}"))
             .header("Accept", "application/json")
-            .send()
-            .await;
-        match response {
-            Ok(r) if r.status().is_success() => {
-                #[derive(Deserialize)]
-                struct Answer {
-                    value: String,
-                }
-                let answer: Answer = r.json().await.map_err(|e| {
-                    Error::Token(format!(
-                        "the GitHub token endpoint answered without a token: {e}"
-                    ))
-                })?;
-                return Ok(answer.value);
-            }
-            Ok(r) => {
-                let status = r.status();
-                let transient = status.is_server_error()
-                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-                    || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-                last = format!("HTTP {status}");
-                if !transient {
-                    return Err(Error::Token(format!(
-                        "the GitHub token endpoint refused the request ({last}); does the job have `permissions: id-token: write`?"
-                    )));
-                }
-            }
-            Err(e) => last = format!("{e}"),
+    };
+    let (status, body) = match TOKEN_RETRY.send_text("OIDC token request", request).await {
+        Ok(answer) => answer,
+        Err(last) => {
+            return Err(Error::Token(format!(
+                "the GitHub token endpoint failed {} times, last: {last}",
+                TOKEN_RETRY.attempts()
+            )));
         }
-        if attempt < 5 {
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-        }
+    };
+    if !status.is_success() {
+        return Err(Error::Token(format!(
+            "the GitHub token endpoint refused the request (HTTP {status}); does the job have `permissions: id-token: write`?"
+        )));
     }
-    Err(Error::Token(format!(
-        "the GitHub token endpoint failed 5 times, last: {last}"
-    )))
+    #[derive(Deserialize)]
+    struct Answer {
+        value: String,
+    }
+    let answer: Answer = serde_json::from_str(&body).map_err(|e| {
+        Error::Token(format!(
+            "the GitHub token endpoint answered without a token: {e}"
+        ))
+    })?;
+    Ok(answer.value)
 }
 
 /// A raw JWT and the claims signing needs.

@@ -1,112 +1,21 @@
 //! The grammar of single values: digests, tags, image and registry names.
 //! Each check returns why a value is wrong, in words a user can act on.
+//! Digests, tags and name paths follow the OCI distribution grammar, whose
+//! one copy is the registry layer's (`registry::digest`,
+//! `registry::reference`): what `check` accepts is what the registry code
+//! will parse.
+
+use crate::registry::digest::check as check_digest;
+use crate::registry::reference::{check_path, check_tag};
 
 /// `^sha256:[0-9a-f]{64}$`, as kpromo requires.
 pub fn digest(value: &str) -> Result<(), String> {
-    let Some(hex) = value.strip_prefix("sha256:") else {
-        return Err(match value.split_once(':') {
-            Some((algorithm, _)) => {
-                format!("algorithm `{algorithm}` is not supported; only `sha256` is")
-            }
-            None => "a digest starts with `sha256:`".to_string(),
-        });
-    };
-    // Fast path: almost every digest is well formed.
-    if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Ok(());
-    }
-    if let Some(c) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
-        return Err(format!("`{c}` is not a hex digit"));
-    }
-    if hex.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err("hex digits must be lowercase".to_string());
-    }
-    if hex.len() != 64 {
-        return Err(format!(
-            "it has {} hex digits; a sha256 digest has 64",
-            hex.len()
-        ));
-    }
-    Ok(())
-}
-
-fn is_word(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
+    check_digest(value)
 }
 
 /// `^\w[\w.-]{0,127}$` (ASCII `\w`), the OCI distribution tag grammar.
 pub fn tag(value: &str) -> Result<(), String> {
-    let mut chars = value.chars();
-    match chars.next() {
-        None => return Err("the tag is empty".to_string()),
-        Some(c) if !is_word(c) => {
-            return Err(format!(
-                "a tag must start with a letter, digit or `_`, not `{c}`"
-            ));
-        }
-        Some(_) => {}
-    }
-    if let Some(c) = chars.find(|c| !(is_word(*c) || *c == '.' || *c == '-')) {
-        return Err(format!(
-            "`{c}` is not allowed in a tag (letters, digits, `_`, `.`, `-`)"
-        ));
-    }
-    if value.len() > 128 {
-        return Err(format!(
-            "the tag has {} characters; at most 128 are allowed",
-            value.len()
-        ));
-    }
-    Ok(())
-}
-
-/// One path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
-fn path_component(component: &str) -> Result<(), String> {
-    if component.is_empty() {
-        return Err(
-            "it has an empty path component (`//`, or a leading or trailing `/`)".to_string(),
-        );
-    }
-    if let Some(c) = component
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(if c.is_ascii_uppercase() {
-            "names must be lowercase".to_string()
-        } else {
-            format!("`{c}` is not allowed in a name (lowercase letters, digits, `.`, `_`, `-`)")
-        });
-    }
-    let bytes = component.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-        return Err(format!(
-            "`{component}` must start and end with a lowercase letter or digit"
-        ));
-    }
-    // Separators: one `.`, one or two `_`, or any number of `-`.
-    let mut i = 0;
-    while i < bytes.len() {
-        if alnum(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let separator = &component[start..i];
-        let valid = separator == "."
-            || separator == "_"
-            || separator == "__"
-            || separator.bytes().all(|b| b == b'-');
-        if !valid {
-            return Err(format!(
-                "`{separator}` is not a valid separator in `{component}`"
-            ));
-        }
-    }
-    Ok(())
+    check_tag(value)
 }
 
 /// An image name: `/`-separated path components.
@@ -114,7 +23,7 @@ pub fn image_name(value: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err("the name is empty".to_string());
     }
-    value.split('/').try_for_each(path_component)
+    check_path(value)
 }
 
 /// A registry name as kpromo writes it: `host[:port][/path...]`, or our
@@ -156,7 +65,7 @@ pub fn registry_name(value: &str) -> Result<(), String> {
         return Err(format!("`{port}` is not a valid port"));
     }
     match path {
-        Some(path) => path.split('/').try_for_each(path_component),
+        Some(path) => check_path(path),
         None => Ok(()),
     }
 }

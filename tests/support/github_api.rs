@@ -11,6 +11,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -23,6 +24,8 @@ pub struct Request {
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Value,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 impl Request {
@@ -46,6 +49,11 @@ struct State {
     /// Answer 502 to this many requests (to a path containing `fail_on`).
     failures: usize,
     fail_on: String,
+    /// Answer 429 with `Retry-After: retry_after` to this many requests (to
+    /// a path containing `throttle_on`).
+    throttles: usize,
+    throttle_on: String,
+    retry_after: u64,
 }
 
 /// The running stand-in.
@@ -88,6 +96,16 @@ impl GitHubApi {
         let mut state = self.state.lock().unwrap();
         state.failures = count;
         state.fail_on = part.to_string();
+    }
+
+    /// The next `count` requests whose path contains `part` answer 429 with
+    /// `Retry-After: seconds`, as GitHub's secondary rate limit does
+    /// (docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
+    pub fn throttle_next(&self, count: usize, part: &str, seconds: u64) {
+        let mut state = self.state.lock().unwrap();
+        state.throttles = count;
+        state.throttle_on = part.to_string();
+        state.retry_after = seconds;
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -141,13 +159,15 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         path,
         headers,
         body,
+        at: Instant::now(),
     };
-    let (status, answer) = respond(&request, &mut state.lock().unwrap());
+    let (status, answer, extra) = respond(&request, &mut state.lock().unwrap());
     let text = answer.to_string();
     let reason = match status {
         200 => "OK",
         201 => "Created",
         403 => "Forbidden",
+        429 => "Too Many Requests",
         502 => "Bad Gateway",
         _ => "Not Found",
     };
@@ -155,13 +175,30 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
     let _ = write!(
         stream,
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=utf-8\r\n\
-         x-github-api-version-selected: 2022-11-28\r\ncontent-length: {}\r\n\
+         x-github-api-version-selected: 2022-11-28\r\n{extra}content-length: {}\r\n\
          connection: close\r\n\r\n{text}",
         text.len()
     );
 }
 
-fn respond(request: &Request, state: &mut State) -> (u16, Value) {
+/// The status, body and extra header lines of the answer to `request`.
+fn respond(request: &Request, state: &mut State) -> (u16, Value, String) {
+    if state.throttles > 0 && request.path.contains(&state.throttle_on) {
+        state.requests.push(request.clone());
+        state.throttles -= 1;
+        let message = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.";
+        let extra = format!("retry-after: {}\r\n", state.retry_after);
+        return (
+            429,
+            json!({"message": message, "documentation_url": "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"}),
+            extra,
+        );
+    }
+    let (status, answer) = answer(request, state);
+    (status, answer, String::new())
+}
+
+fn answer(request: &Request, state: &mut State) -> (u16, Value) {
     state.requests.push(request.clone());
     if state.failures > 0 && request.path.contains(&state.fail_on) {
         state.failures -= 1;

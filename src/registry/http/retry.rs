@@ -1,8 +1,10 @@
-//! The retry loop of the HTTP backend: an operation that fails with a
-//! transient error ([`Error::is_transient`], decided in `error.rs`, not
-//! here) is run again after an exponential, jittered delay. Rate is not
-//! this file's business: every attempt passes the host's limiter again
-//! (`limit.rs`), which is what slows down after a 429.
+//! The registry's use of the shared retry policy ([`crate::retry`]): an
+//! operation that fails with a transient error ([`Error::is_transient`],
+//! decided in `error.rs`, not here) is run again after an exponential,
+//! jittered delay, 429s from their own budget. Rate is not this file's
+//! business: every attempt passes the host's limiter again (`limit.rs`),
+//! which is what slows down after a 429 and pauses the host on a
+//! `Retry-After`, so the registry's errors carry no hint of their own.
 //!
 //! Where retries happen: around whole operations of `HttpRegistry` (a
 //! manifest read including its body, a HEAD, a page of tags, a manifest
@@ -14,10 +16,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ConstantBuilder, ExponentialBuilder, Retryable};
-
 use super::stats::Counters;
 use crate::registry::error::{Error, Result};
+use crate::retry::{Backoff, Class, Policy, Retryable};
 
 /// Default retries after the first attempt, for errors other than 429.
 pub const DEFAULT_MAX_RETRIES: usize = 6;
@@ -30,9 +31,11 @@ pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(10);
 /// already is; a promotion must not fail because of them. 20 retries with
 /// delays from 100 ms doubling to 10 s are about 2.5 minutes of patience,
 /// on top of any `Retry-After` pause.
-const THROTTLED_RETRIES: usize = 20;
-const THROTTLED_MIN_DELAY: Duration = Duration::from_millis(100);
-const THROTTLED_MAX_DELAY: Duration = Duration::from_secs(10);
+const THROTTLED: Backoff = Backoff {
+    retries: 20,
+    min_delay: Duration::from_millis(100),
+    max_delay: Duration::from_secs(10),
+};
 
 /// How often and how patiently to retry. Part of `HttpOptions`.
 ///
@@ -62,23 +65,26 @@ impl Default for RetryOptions {
 }
 
 impl RetryOptions {
-    fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
-        ExponentialBuilder::new()
-            .with_min_delay(self.min_delay)
-            .with_max_delay(self.max_delay.max(self.min_delay))
-            .with_max_times(self.max_retries)
-            .with_jitter()
-            .build()
+    fn policy(&self) -> Policy {
+        Policy::new(Backoff {
+            retries: self.max_retries,
+            min_delay: self.min_delay,
+            max_delay: self.max_delay,
+        })
+        .with_throttled(THROTTLED)
     }
 }
 
-fn throttled_delays() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::new()
-        .with_min_delay(THROTTLED_MIN_DELAY)
-        .with_max_delay(THROTTLED_MAX_DELAY)
-        .with_max_times(THROTTLED_RETRIES)
-        .with_jitter()
-        .build()
+impl Retryable for Error {
+    fn class(&self) -> Class {
+        if !self.is_transient() {
+            Class::Permanent
+        } else if self.is_throttled() {
+            Class::Throttled { after: None }
+        } else {
+            Class::Transient { after: None }
+        }
+    }
 }
 
 /// Run `operation` until it succeeds, fails permanently, or the retries
@@ -96,24 +102,9 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    // backon runs the loop; the delays come from two schedules, so that
-    // 429s do not use up the budget of real failures, and vice versa.
-    let mut failures = options.delays();
-    let mut throttles = throttled_delays();
-    operation
-        .retry(ConstantBuilder::new().without_max_times())
-        .when(Error::is_transient)
-        .adjust(move |error: &Error, _| {
-            if error.is_throttled() {
-                throttles.next()
-            } else {
-                failures.next()
-            }
-        })
-        .notify(|error: &Error, delay: Duration| {
-            counters.retry();
-            tracing::warn!(operation = what, %error, delay_ms = delay.as_millis() as u64, "transient error, retrying");
-        })
+    options
+        .policy()
+        .run_notify(what, operation, |_, _| counters.retry())
         .await
 }
 
