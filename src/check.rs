@@ -5,20 +5,15 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{CheckArgs, ColorChoice, ManifestArgs};
-use crate::diagnostic::{Code, Counts, Diagnostic};
+use crate::diagnostic::{Code, Diagnostic};
 use crate::manifest::source::{GitTree, Source, WorkTree};
 use crate::manifest::{LoadError, Loaded, load};
 use crate::report::{self, Format, RenderOptions};
 use crate::validate;
 
-/// How a check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// No errors (warnings allowed).
-    Clean,
-    /// At least one error-level finding.
-    Findings,
-}
+/// How a command ended; it lives in `diagnostic` (the reporters use it
+/// too) and is named here for the callers of `check`.
+pub use crate::diagnostic::Outcome;
 
 /// Where the base revision of the manifests comes from.
 enum Base<'a> {
@@ -141,9 +136,5 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         report::write_step_summary(Path::new(&path), &diagnostics, &loaded.sources)?;
     }
-    Ok(if Counts::of(&diagnostics).errors > 0 {
-        Outcome::Findings
-    } else {
-        Outcome::Clean
-    })
+    Ok(Outcome::of(&diagnostics))
 }

@@ -85,13 +85,8 @@ pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
     };
     if args.parse_only == Some(true) {
         let check = CheckArgs {
-            manifests,
-            base_ref: None,
-            base_dir: None,
-            allow_removal: false,
-            format: None,
-            ignore: Vec::new(),
             color: ColorChoice::Auto,
+            ..CheckArgs::of(manifests)
         };
         return Ok((Translated::Check(check), notes));
     }

@@ -91,7 +91,22 @@ pub struct CheckArgs {
     pub color: ColorChoice,
 }
 
-/// `--color`.
+impl CheckArgs {
+    /// A plain check of `manifests`: no base, nothing ignored, no colour.
+    /// `run`, `verify` and the action check this way first.
+    pub fn of(manifests: ManifestArgs) -> CheckArgs {
+        CheckArgs {
+            manifests,
+            base_ref: None,
+            base_dir: None,
+            allow_removal: false,
+            format: None,
+            ignore: Vec::new(),
+            color: ColorChoice::Never,
+        }
+    }
+}
+
 /// `run --limiter` (hidden; for benchmarks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LimiterArg {
@@ -101,6 +116,7 @@ pub enum LimiterArg {
     Kpromo,
 }
 
+/// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -192,15 +208,7 @@ impl RunArgs {
 
     /// The `check` that runs first, on the same manifests.
     pub fn check_args(&self) -> CheckArgs {
-        CheckArgs {
-            manifests: self.manifests.clone(),
-            base_ref: None,
-            base_dir: None,
-            allow_removal: false,
-            format: None,
-            ignore: Vec::new(),
-            color: ColorChoice::Never,
-        }
+        CheckArgs::of(self.manifests.clone())
     }
 }
 

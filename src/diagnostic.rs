@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How bad a finding is. Ordered from most to least severe, so sorting a
 /// list of diagnostics by severity puts errors first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Blocks the promotion; `check` exits 1.
@@ -155,6 +155,13 @@ impl Serialize for Code {
     }
 }
 
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::str::FromStr for Code {
     type Err = String;
 
@@ -171,16 +178,19 @@ impl std::str::FromStr for Code {
 
 /// A place in a source file. Lines and columns are 1-based and count
 /// characters, as editors and GitHub annotations do.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Location {
     /// The file, as the user named it (relative to where they pointed us).
     pub file: Arc<str>,
     /// 1-based line.
+    #[serde(default)]
     pub line: u32,
     /// 1-based column of the first character.
+    #[serde(default)]
     pub column: u32,
     /// Number of characters the span covers on that line (at least 1 when
     /// the span is known; 0 for "the whole file").
+    #[serde(default)]
     pub length: u32,
 }
 
@@ -212,24 +222,28 @@ impl fmt::Display for Location {
 }
 
 /// A secondary place that explains the primary one ("first claimed here").
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Related {
     pub location: Location,
     pub message: String,
 }
 
-/// One finding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One finding. Serialized as reports carry it (`--format json`, the run
+/// report) and read back from them (`report merge`, the action).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub code: Code,
     pub severity: Severity,
     /// What is wrong, in one sentence, naming the offending value.
     pub message: String,
     /// What to do about it.
+    #[serde(default)]
     pub help: Option<String>,
     /// Where. `None` only for findings about the run as a whole.
+    #[serde(default)]
     pub location: Option<Location>,
     /// Other places involved (e.g. the first claim of a conflicting tag).
+    #[serde(default)]
     pub related: Vec<Related>,
 }
 
@@ -304,16 +318,16 @@ impl Sources {
 
 /// Counts per severity, for summaries and exit codes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
+pub struct SeverityCounts {
     pub errors: usize,
     pub warnings: usize,
     pub notes: usize,
 }
 
-impl Counts {
+impl SeverityCounts {
     /// Counts the diagnostics by severity.
     pub fn of(diagnostics: &[Diagnostic]) -> Self {
-        let mut counts = Counts::default();
+        let mut counts = SeverityCounts::default();
         for d in diagnostics {
             match d.severity {
                 Severity::Error => counts.errors += 1,
@@ -322,6 +336,26 @@ impl Counts {
             }
         }
         counts
+    }
+}
+
+/// How a command ended; `main` maps it to an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No errors (warnings allowed).
+    Clean,
+    /// At least one error-level finding.
+    Findings,
+}
+
+impl Outcome {
+    /// `Findings` when any of `diagnostics` is an error.
+    pub fn of(diagnostics: &[Diagnostic]) -> Outcome {
+        if SeverityCounts::of(diagnostics).errors > 0 {
+            Outcome::Findings
+        } else {
+            Outcome::Clean
+        }
     }
 }
 

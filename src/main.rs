@@ -6,10 +6,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use promoter::check::{self, Outcome};
+use promoter::check;
 use promoter::cip;
 use promoter::cli::{Cli, Command, ReportCommand};
 use promoter::diagnostic::Code;
+use promoter::diagnostic::Outcome;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -60,9 +61,9 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(promoter::sign::phase::verify_command(args))
+            runtime.block_on(promoter::verify::command(args))
         }
-        Command::Report(ReportCommand::Merge(args)) => promoter::report::merge::command(args),
+        Command::Report(ReportCommand::Merge(args)) => promoter::merge::command(args),
         Command::Rules => {
             let mut out = std::io::stdout().lock();
             for code in Code::ALL {

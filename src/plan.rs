@@ -356,6 +356,21 @@ pub fn unknown_digests(wants: &Wants, knowledge: &Knowledge) -> Vec<(RepoId, Dig
     out
 }
 
+/// The source images some destination lacks, which the run HEADs before
+/// planning their copy: a source that lacks its digest is lost.
+pub fn sources_to_copy(wants: &Wants, knowledge: &Knowledge) -> Vec<(RepoId, Digest)> {
+    wants
+        .items
+        .iter()
+        .filter(|w| !knowledge.lost.contains(&(w.source, w.digest)))
+        .filter(|w| {
+            w.targets()
+                .any(|(repo, _)| !knowledge.is_present(repo, w.digest))
+        })
+        .map(|w| (w.source, w.digest))
+        .collect()
+}
+
 /// One destination's work for one image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TargetPlan {
@@ -372,10 +387,15 @@ pub struct ImagePlan {
     pub source: Repo,
     pub digest: Digest,
     pub targets: Vec<TargetPlan>,
+    /// Where the manifests list this image (for diagnostics and the
+    /// promotion record); not part of the JSON report.
+    #[serde(skip)]
+    pub at: Location,
 }
 
 /// Edge counts per class.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ClassCounts {
     /// Edges the destination already satisfies.
     pub done: usize,
@@ -387,6 +407,22 @@ pub struct ClassCounts {
     pub tag_move: usize,
     /// Edges whose source digest is missing (refused).
     pub lost: usize,
+}
+
+impl ClassCounts {
+    /// Every edge, whatever its class.
+    pub fn total(&self) -> usize {
+        self.done + self.copy + self.tag_only + self.tag_move + self.lost
+    }
+
+    /// Adds `other`'s counts (shards of one run).
+    pub fn add(&mut self, other: &ClassCounts) {
+        self.done += other.done;
+        self.copy += other.copy;
+        self.tag_only += other.tag_only;
+        self.tag_move += other.tag_move;
+        self.lost += other.lost;
+    }
 }
 
 /// The whole plan: the work, the refusals as diagnostics, the counts.
@@ -481,6 +517,7 @@ pub fn classify(wants: &Wants, knowledge: &Knowledge) -> Plan {
                 source: names.repo(want.source).clone(),
                 digest: want.digest,
                 targets,
+                at: want.at.clone(),
             });
         }
     }

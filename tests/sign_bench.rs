@@ -23,10 +23,11 @@ use promoter::attest::statement::{Promotion, RunFacts};
 use promoter::cli::SignatureFormat;
 use promoter::registry::http::{HttpClient, HttpOptions};
 use promoter::registry::{self, Digest, Manifest, Reference, Registry, RepoName};
+use promoter::run::sign as phase;
 use promoter::sign::oidc::TokenSource;
 use promoter::sign::store::Counts;
 use promoter::sign::trust::TrustedRoot;
-use promoter::sign::{Formats, Identity, Place, Signer, Subject, phase};
+use promoter::sign::{Formats, Identity, Place, Signer, Subject};
 use sigstore::SigstoreServer;
 use support::server::{Mode, RegistryServer};
 

@@ -9,8 +9,8 @@
 
 use serde_json::{Value, json};
 
-use super::Finding;
 use super::api::{ApiError, GitHub};
+use crate::diagnostic::{Diagnostic, Severity};
 
 /// GitHub's limit on annotations in one create or update request.
 pub const ANNOTATIONS_PER_REQUEST: usize = 50;
@@ -36,7 +36,7 @@ pub struct CheckRun<'a> {
     pub title: String,
     /// Markdown: the plan and the results.
     pub summary: String,
-    pub findings: &'a [Finding],
+    pub findings: &'a [Diagnostic],
 }
 
 /// Creates the check run, then adds the remaining annotations 50 at a time.
@@ -97,7 +97,7 @@ pub async fn publish(github: &GitHub, run: &CheckRun<'_>) -> Result<(u64, usize)
 
 /// A finding as a Check Run annotation; `None` for findings that have no
 /// file (they are in the summary).
-fn annotation(finding: &Finding) -> Option<Value> {
+fn annotation(finding: &Diagnostic) -> Option<Value> {
     let location = finding.location.as_ref()?;
     let path = location.file.strip_prefix("./").unwrap_or(&location.file);
     // A file of a base revision (`<rev>:<path>`) is not in the head commit.
@@ -105,10 +105,10 @@ fn annotation(finding: &Finding) -> Option<Value> {
         return None;
     }
     let line = location.line.max(1);
-    let level = match finding.severity.as_str() {
-        "error" => "failure",
-        "warning" => "warning",
-        _ => "notice",
+    let level = match finding.severity {
+        Severity::Error => "failure",
+        Severity::Warning => "warning",
+        Severity::Note => "notice",
     };
     let mut message = finding.message.clone();
     if let Some(help) = &finding.help {
@@ -147,22 +147,21 @@ pub fn truncate(text: &str, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::FindingLocation;
+    use crate::diagnostic::{Code, Location};
 
     #[test]
     fn annotation_levels_and_columns() {
-        let finding = Finding {
-            code: "M201".into(),
-            severity: "error".into(),
-            message: "bad".into(),
-            help: Some("fix".into()),
-            location: Some(FindingLocation {
+        let finding = Diagnostic::new(
+            Code::InvalidDigest,
+            Some(Location {
                 file: "./a.yaml".into(),
                 line: 3,
                 column: 5,
                 length: 4,
             }),
-        };
+            "bad",
+        )
+        .help("fix");
         let a = annotation(&finding).unwrap();
         assert_eq!(a["path"], "a.yaml");
         assert_eq!(a["annotation_level"], "failure");
@@ -171,7 +170,7 @@ mod tests {
             (Some(5), Some(8))
         );
         assert_eq!(a["message"], "bad\nhelp: fix");
-        let unplaced = Finding {
+        let unplaced = Diagnostic {
             location: None,
             ..finding
         };

@@ -28,12 +28,13 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::check::{self, Outcome};
-use crate::cli::{CheckArgs, ColorChoice, ManifestArgs};
-use crate::diagnostic::Counts;
+use crate::cli::{CheckArgs, ManifestArgs};
+use crate::diagnostic::{Diagnostic, SeverityCounts};
+use crate::plan::ClassCounts;
+use crate::report::run::{PlanReport, ReadReport};
 use crate::report::{self, Format, RenderOptions};
 use event::{Context, Event};
 use inputs::{FailOn, Inputs};
@@ -51,37 +52,14 @@ pub const OUTPUTS: &[&str] = &[
     "report-path",
 ];
 
-/// One finding, as the JSON report carries it: the action's common form
-/// for diagnostics from this process and from the commands it runs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub code: String,
-    pub severity: String,
-    pub message: String,
-    #[serde(default)]
-    pub help: Option<String>,
-    #[serde(default)]
-    pub location: Option<FindingLocation>,
-}
-
-/// Where a finding is (see `diagnostic::Location`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FindingLocation {
-    pub file: String,
-    #[serde(default)]
-    pub line: u32,
-    #[serde(default)]
-    pub column: u32,
-    #[serde(default)]
-    pub length: u32,
-}
-
 /// What the steps produced.
 #[derive(Debug, Default)]
 pub struct Results {
-    pub findings: Vec<Finding>,
+    /// The diagnostics of every step, as this process and the reports of
+    /// the commands it ran have them.
+    pub findings: Vec<Diagnostic>,
     /// `plan` of the run report, when a run happened.
-    pub plan: Option<Value>,
+    pub plan: Option<PlanReport<Value>>,
     pub confirm: bool,
     pub promoted: usize,
     pub failed: usize,
@@ -97,18 +75,14 @@ pub struct Results {
 
 impl Results {
     fn counts(&self) -> (usize, usize, usize) {
-        let count = |s: &str| self.findings.iter().filter(|f| f.severity == s).count();
-        (count("error"), count("warning"), count("note"))
+        let c = SeverityCounts::of(&self.findings);
+        (c.errors, c.warnings, c.notes)
     }
 
-    /// `plan.counts.<name>` of the run report.
+    /// The plan's edge counts (all zero without a plan).
     #[must_use]
-    pub fn plan_count(&self, name: &str) -> usize {
-        self.plan
-            .as_ref()
-            .and_then(|p| p.pointer(&format!("/counts/{name}")))
-            .and_then(Value::as_u64)
-            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    pub fn plan_counts(&self) -> ClassCounts {
+        self.plan.as_ref().map(|p| p.counts).unwrap_or_default()
     }
 }
 
@@ -236,16 +210,12 @@ fn check_step(
 ) -> anyhow::Result<bool> {
     let started = Instant::now();
     let mut args = CheckArgs {
-        manifests: ManifestArgs {
+        base_ref: base.map(String::from),
+        format: Some(Format::Github),
+        ..CheckArgs::of(ManifestArgs {
             manifest: inputs.manifest.as_ref().map(Into::into),
             thin_manifest_dir: inputs.thin_manifest_dirs.iter().map(Into::into).collect(),
-        },
-        base_ref: base.map(String::from),
-        base_dir: None,
-        allow_removal: false,
-        format: Some(Format::Github),
-        ignore: Vec::new(),
-        color: ColorChoice::Never,
+        })
     };
     let first = check::diagnose(&args);
     let first = match (first, base) {
@@ -282,12 +252,8 @@ fn check_step(
     results
         .phases
         .push(("check".into(), started.elapsed().as_secs_f64()));
-    let errors = Counts::of(&diagnostics).errors;
-    results
-        .findings
-        .extend(serde_json::from_value::<Vec<Finding>>(
-            serde_json::to_value(&diagnostics)?,
-        )?);
+    let errors = SeverityCounts::of(&diagnostics).errors;
+    results.findings.extend(diagnostics);
     if errors > 0 {
         results.exit = results.exit.max(1);
     }
@@ -325,36 +291,16 @@ fn run_step(inputs: &Inputs, confirm: bool, results: &mut Results) -> anyhow::Re
             return Ok(());
         }
     };
-    let report: Value = serde_json::from_str(&text)
+    let report = ReadReport::from_json(text.as_bytes())
         .with_context(|| format!("cannot read the report {}", inputs.report))?;
     results.report_path = Some(inputs.report.clone());
-    if let Some(diagnostics) = report.get("diagnostics") {
-        results.findings.extend(
-            serde_json::from_value::<Vec<Finding>>(diagnostics.clone()).unwrap_or_default(),
-        );
+    results.findings.extend(report.diagnostics);
+    results.promoted = report.promoted;
+    results.failed = report.failed;
+    for (name, secs) in report.seconds.phases() {
+        results.phases.push((format!("run: {name}"), *secs));
     }
-    let number = |name: &str| {
-        report
-            .get(name)
-            .and_then(Value::as_u64)
-            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
-    };
-    results.promoted = number("promoted");
-    results.failed = number("failed");
-    results.plan = report.get("plan").cloned();
-    for phase in report
-        .get("seconds")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let (Some(name), Some(secs)) = (
-            phase.get(0).and_then(Value::as_str),
-            phase.get(1).and_then(Value::as_f64),
-        ) {
-            results.phases.push((format!("run: {name}"), secs));
-        }
-    }
+    results.plan = Some(report.plan);
     Ok(())
 }
 
@@ -408,7 +354,7 @@ async fn publish(
     let conclusion = if failing { "failure" } else { "success" };
     let mut outs = vec![
         ("promoted", results.promoted.to_string()),
-        ("skipped", results.plan_count("done").to_string()),
+        ("skipped", results.plan_counts().done.to_string()),
         ("failed", results.failed.to_string()),
         ("errors", errors.to_string()),
         ("warnings", warnings.to_string()),

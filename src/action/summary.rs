@@ -35,11 +35,10 @@ pub fn title(results: &Results) -> String {
                 results.promoted, results.failed
             ));
         } else {
+            let c = results.plan_counts();
             parts.push(format!(
                 "plan: {} to copy, {} tag only, {} done",
-                results.plan_count("copy"),
-                results.plan_count("tag_only"),
-                results.plan_count("done")
+                c.copy, c.tag_only, c.done
             ));
         }
     }
@@ -79,16 +78,17 @@ pub fn markdown(results: &Results) -> String {
             );
         }
         let _ = writeln!(out, "| Plan | Count |\n| --- | ---: |");
-        for (name, label) in [
-            ("done", "already in place"),
-            ("copy", "to copy"),
-            ("tag_only", "tag only"),
-            ("tag_move", "tag moves refused"),
-            ("lost", "lost from the source"),
+        let c = plan.counts;
+        for (count, label) in [
+            (c.done, "already in place"),
+            (c.copy, "to copy"),
+            (c.tag_only, "tag only"),
+            (c.tag_move, "tag moves refused"),
+            (c.lost, "lost from the source"),
         ] {
-            let _ = writeln!(out, "| {label} | {} |", results.plan_count(name));
+            let _ = writeln!(out, "| {label} | {count} |");
         }
-        write_images(&mut out, plan);
+        write_images(&mut out, &plan.images);
     }
     if !results.phases.is_empty() {
         let _ = writeln!(out, "\n| Phase | Time |\n| --- | ---: |");
@@ -116,7 +116,7 @@ fn write_unplaced(out: &mut String, results: &Results) {
             out,
             "| {} | `{}` | {} |",
             f.severity,
-            cell(&f.code),
+            cell(f.code.as_str()),
             cell(&f.message)
         );
     }
@@ -131,10 +131,9 @@ fn write_unplaced(out: &mut String, results: &Results) {
 }
 
 /// The plan's images: one row per destination.
-fn write_images(out: &mut String, plan: &Value) {
-    let images = plan.get("images").and_then(Value::as_array);
+fn write_images(out: &mut String, images: &[Value]) {
     let mut rows = Vec::new();
-    for image in images.into_iter().flatten() {
+    for image in images {
         let digest = image.get("digest").and_then(Value::as_str).unwrap_or("");
         let short = digest.get(..19).unwrap_or(digest);
         for target in image
@@ -227,7 +226,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::action::Finding;
+    use crate::diagnostic::{Code, Diagnostic};
+    use crate::report::run::PlanReport;
 
     #[test]
     fn plan_rows_are_escaped_and_capped() {
@@ -235,17 +235,18 @@ mod tests {
             .map(|i| json!({"destination": format!("reg/a|b{i}"), "copy": i % 2 == 0, "tags": ["v1"]}))
             .collect();
         let results = Results {
-            plan: Some(json!({
-                "images": [{"source": "s", "digest": "sha256:0123456789abcdef", "targets": targets}],
-                "counts": {"done": 1, "copy": 125, "tag_only": 125, "tag_move": 0, "lost": 0}
-            })),
-            findings: vec![Finding {
-                code: "M901".into(),
-                severity: "error".into(),
-                message: "cannot read `reg/x`: HTTP 401".into(),
-                help: None,
-                location: None,
-            }],
+            plan: Some(
+                serde_json::from_value::<PlanReport<Value>>(json!({
+                    "images": [{"source": "s", "digest": "sha256:0123456789abcdef", "targets": targets}],
+                    "counts": {"done": 1, "copy": 125, "tag_only": 125, "tag_move": 0, "lost": 0}
+                }))
+                .unwrap(),
+            ),
+            findings: vec![Diagnostic::new(
+                Code::CopyFailed,
+                None,
+                "cannot read `reg/x`: HTTP 401",
+            )],
             ..Results::default()
         };
         let text = markdown(&results);
@@ -255,7 +256,7 @@ mod tests {
         );
         assert!(text.contains("… and 50 more row(s)"), "{text}");
         assert!(
-            text.contains("| error | `M901` | cannot read 'reg/x': HTTP 401 |"),
+            text.contains("| error | `P103` | cannot read 'reg/x': HTTP 401 |"),
             "{text}"
         );
         assert!(text.contains("| to copy | 125 |"));

@@ -19,8 +19,19 @@ pub mod verify;
 use std::path::Path;
 
 use crate::sign::store::Counts;
-use crate::sign::{Error, Place, Signer, bundle_referrers, predicate_of};
+use crate::sign::{Place, Signer, bundle_referrers, predicate_of};
 use statement::{PROMOTION_PREDICATE, Promotion, RunFacts, SLSA_PREDICATE};
+
+/// What went wrong while writing or checking attestations.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Signing, logging, reading or writing failed (see `crate::sign`).
+    #[error(transparent)]
+    Sign(#[from] crate::sign::Error),
+    /// A statement is not what it must be.
+    #[error("{0}")]
+    Statement(String),
+}
 
 /// Referrer annotation naming which of promoter's statements a bundle
 /// holds. Staging images may carry SLSA provenance of their build, which is

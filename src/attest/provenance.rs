@@ -6,17 +6,18 @@
 //! requirements and name an allowed builder. `--require-provenance` makes
 //! it mandatory.
 
+use super::Error;
 use super::statement::{self, SLSA_PREDICATE};
 use crate::registry::Digest;
+use crate::sign::Place;
 use crate::sign::store::Counts;
 use crate::sign::trust::TrustedRoot;
 use crate::sign::verify::{self, Policy};
-use crate::sign::{Error, Place};
 
 /// What staging provenance must show.
 #[derive(Clone, Debug)]
 pub struct Requirement {
-    /// Who must have signed it; `Matcher::Anyone` accepts any identity
+    /// Who must have signed it; `Matcher::AnyIdentity` accepts any identity
     /// whose certificate chains to the trusted root.
     pub signer: Policy,
     /// Builder ids accepted (`runDetails.builder.id`): exact, or a prefix
@@ -47,17 +48,17 @@ pub fn check_bundle(
     trust: &TrustedRoot,
 ) -> Result<String, Error> {
     let (payload, _) = verify::verify_statement_bundle(bytes, digest, &requirement.signer, trust)?;
-    let checked = statement::check_statement(&payload).map_err(Error::Verify)?;
+    let checked = statement::check_statement(&payload).map_err(Error::Statement)?;
     if checked.predicate_type != SLSA_PREDICATE {
-        return Err(Error::Verify(format!(
+        return Err(Error::Statement(format!(
             "the statement is a {}, not SLSA provenance v1",
             checked.predicate_type
         )));
     }
     let builder = statement::check_slsa(&checked.predicate)
-        .map_err(|e| Error::Verify(format!("not valid SLSA provenance v1: {e}")))?;
+        .map_err(|e| Error::Statement(format!("not valid SLSA provenance v1: {e}")))?;
     if !requirement.builder_allowed(&builder) {
-        return Err(Error::Verify(format!(
+        return Err(Error::Statement(format!(
             "builder {builder} is not allowed (--allowed-builder)"
         )));
     }
@@ -89,7 +90,10 @@ pub async fn refusal(
     }
     let mut first_problem = None;
     for (_, bytes) in bundles {
-        match bytes.and_then(|b| check_bundle(&b, digest, requirement, trust)) {
+        match bytes
+            .map_err(Error::from)
+            .and_then(|b| check_bundle(&b, digest, requirement, trust))
+        {
             Ok(_) => return None,
             Err(e) => {
                 first_problem.get_or_insert(e.to_string());
@@ -108,8 +112,8 @@ mod tests {
     fn builders_match_exactly_or_by_prefix() {
         let req = |allowed: &[&str]| Requirement {
             signer: Policy {
-                identity: Matcher::Anyone,
-                issuer: Matcher::Anyone,
+                identity: Matcher::AnyIdentity,
+                issuer: Matcher::AnyIdentity,
                 public_key: None,
             },
             allowed_builders: allowed.iter().map(|s| s.to_string()).collect(),

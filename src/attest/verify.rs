@@ -4,12 +4,13 @@
 //! in-toto Statement v1 and SLSA v1 field requirements, name this digest
 //! and, for the record, list this destination?
 
+use super::Error;
 use super::statement::{self, PROMOTION_BUILD_TYPE, PROMOTION_PREDICATE, SLSA_PREDICATE};
 use crate::registry::Digest;
+use crate::sign::Place;
 use crate::sign::store::Counts;
 use crate::sign::trust::TrustedRoot;
 use crate::sign::verify::{self, Policy, Status, pick};
-use crate::sign::{Error, Place};
 
 /// Both verdicts for one digest in one destination.
 #[derive(Clone, Debug)]
@@ -37,21 +38,21 @@ pub fn check_bundle(
     trust: &TrustedRoot,
 ) -> Result<(), Error> {
     let (payload, _) = verify::verify_statement_bundle(bytes, digest, policy, trust)?;
-    let checked = statement::check_statement(&payload).map_err(Error::Verify)?;
+    let checked = statement::check_statement(&payload).map_err(Error::Statement)?;
     if checked.predicate_type != predicate_type {
-        return Err(Error::Verify(format!(
+        return Err(Error::Statement(format!(
             "the statement is a {}, not a {predicate_type}",
             checked.predicate_type
         )));
     }
     if predicate_type == PROMOTION_PREDICATE {
         statement::check_record(&checked.predicate, digest, &place.to_string())
-            .map_err(Error::Verify)?;
+            .map_err(Error::Statement)?;
     } else {
-        statement::check_slsa(&checked.predicate).map_err(Error::Verify)?;
+        statement::check_slsa(&checked.predicate).map_err(Error::Statement)?;
         let build_type = checked.predicate["buildDefinition"]["buildType"].as_str();
         if build_type != Some(PROMOTION_BUILD_TYPE) {
-            return Err(Error::Verify(format!(
+            return Err(Error::Statement(format!(
                 "the SLSA provenance is of a {}, not of a promotion",
                 build_type.unwrap_or("?")
             )));
@@ -91,8 +92,9 @@ async fn check_both(
     let (mut record, mut provenance) = (Vec::new(), Vec::new());
     for (predicate_type, bytes) in bundles {
         let predicate_type = predicate_type.unwrap_or_default();
-        let result =
-            bytes.and_then(|b| check_bundle(&b, &predicate_type, digest, place, policy, trust));
+        let result = bytes
+            .map_err(Error::from)
+            .and_then(|b| check_bundle(&b, &predicate_type, digest, place, policy, trust));
         if predicate_type == PROMOTION_PREDICATE {
             record.push(result);
         } else {

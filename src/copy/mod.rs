@@ -162,7 +162,8 @@ impl Serialize for TargetOutcome {
 }
 
 /// What a run moved.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CopyStats {
     /// Blobs pushed with their bytes, counted per destination repository.
     pub blobs_uploaded: u64,
@@ -230,7 +231,7 @@ pub enum ProgressEvent {
 }
 
 /// State shared by every task of one [`execute`].
-struct Run {
+struct Execution {
     permits: Semaphore,
     /// Bytes of small blobs held in memory at once.
     memory: Semaphore,
@@ -239,9 +240,9 @@ struct Run {
     events: mpsc::UnboundedSender<ProgressEvent>,
 }
 
-type Ctx = Arc<Run>;
+type Ctx = Arc<Execution>;
 
-impl Run {
+impl Execution {
     /// One slot of bounded concurrency. Never held while waiting on another
     /// task, so permits cannot deadlock.
     async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
@@ -302,7 +303,7 @@ pub async fn execute(
     progress: &(dyn Fn(ProgressEvent) + Send + Sync),
 ) -> CopyReport {
     let (events, mut receiver) = mpsc::unbounded_channel();
-    let ctx: Ctx = Arc::new(Run {
+    let ctx: Ctx = Arc::new(Execution {
         permits: Semaphore::new(options.concurrency.max(1)),
         memory: Semaphore::new(blobs::MEMORY_BUDGET),
         spool_dir: options.spool_dir.clone().unwrap_or_else(std::env::temp_dir),

@@ -1,23 +1,26 @@
-//! `promoter report merge`: the JSON reports of a sharded run's shards
+//! Merging reports: the JSON reports of a sharded run's shards
 //! (`run --shard I/N --report FILE`), combined into what one run would have
 //! reported: one plan with summed counts, one list of problems, summed copy
 //! and request statistics, and one outcome, the worst of the shards.
 //!
-//! This module reads reports, builds the merged one and hands it to the
-//! reporters of this directory; the exit code follows the worst
-//! [`Outcome`]. Reports are read as data, field by field, so that a report
-//! written by a newer promoter with extra fields still merges.
+//! Reports are read as [`ReadReport`]s (the run's own type; unknown fields
+//! are ignored, so a report written by a newer promoter still merges). The
+//! `report merge` command (`crate::merge`) prints the merged one with the
+//! reporters of this directory; its exit code follows the worst
+//! [`Outcome`].
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::check::Outcome;
-use crate::diagnostic::{self, Code, Counts, Diagnostic, Location, Related, Severity};
+use super::run::ReadReport;
+use crate::diagnostic::{self, Diagnostic, Outcome, SeverityCounts};
+use crate::registry::http::HostStats;
 use crate::shard::Shard;
 
 /// Why reports could not be merged.
@@ -38,180 +41,40 @@ pub enum Error {
     Incomplete { count: u32, problem: String },
 }
 
-/// Edge counts per class, as `run` reports them in `plan.counts`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EdgeCounts {
-    pub done: u64,
-    pub copy: u64,
-    pub tag_only: u64,
-    pub tag_move: u64,
-    pub lost: u64,
-}
-
-impl EdgeCounts {
-    fn add(&mut self, other: &EdgeCounts) {
-        self.done += other.done;
-        self.copy += other.copy;
-        self.tag_only += other.tag_only;
-        self.tag_move += other.tag_move;
-        self.lost += other.lost;
-    }
-
-    /// Every edge, whatever its class.
-    pub fn total(&self) -> u64 {
-        self.done + self.copy + self.tag_only + self.tag_move + self.lost
-    }
-}
-
-/// The plan part of a report.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MergedPlan {
-    /// Every shard's images, in shard order.
-    pub images: Vec<Value>,
-    pub counts: EdgeCounts,
-}
-
 /// One shard's line in the merged report.
 #[derive(Debug, Serialize)]
 pub struct ShardLine {
     pub file: PathBuf,
     pub shard: Option<Shard>,
     pub outcome: &'static str,
-    pub edges: u64,
+    pub edges: usize,
     pub errors: usize,
 }
 
-/// The merged report: the shape of `run`'s report, plus the shards.
+/// The merged report: a run report of the whole run, plus the shards.
+/// Per phase, `seconds` holds the longest shard: shards run side by side.
 #[derive(Debug, Serialize)]
 pub struct MergedReport {
     pub shards: Vec<ShardLine>,
-    pub confirm: bool,
-    pub plan: MergedPlan,
-    #[serde(serialize_with = "serialize_diagnostics")]
-    pub diagnostics: Vec<Diagnostic>,
-    /// Copy statistics, summed; `null` when no shard copied.
-    pub copy: Option<Value>,
-    /// Signing statistics, summed; `null` when no shard signed.
-    pub signing: Option<Value>,
-    /// Request statistics, summed per host, when the shards reported them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub requests: Option<Value>,
-    pub promoted: u64,
-    pub failed: u64,
-    /// Per phase, the longest shard: shards run side by side.
-    pub seconds: Vec<(String, f64)>,
+    #[serde(flatten)]
+    pub report: ReadReport,
 }
 
-fn serialize_diagnostics<S: serde::Serializer>(
-    diagnostics: &[Diagnostic],
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.collect_seq(diagnostics)
-}
+impl Deref for MergedReport {
+    type Target = ReadReport;
 
-/// A shard report as read: only what merging needs.
-#[derive(Deserialize)]
-struct ShardReport {
-    #[serde(default)]
-    confirm: bool,
-    #[serde(default)]
-    plan: MergedPlan,
-    #[serde(default)]
-    diagnostics: Vec<WireDiagnostic>,
-    #[serde(default)]
-    copy: Option<Value>,
-    #[serde(default)]
-    signing: Option<Value>,
-    #[serde(default)]
-    requests: Option<Value>,
-    #[serde(default)]
-    promoted: u64,
-    #[serde(default)]
-    failed: u64,
-    #[serde(default)]
-    seconds: Vec<(String, f64)>,
-    #[serde(default)]
-    shard: Option<Shard>,
-}
-
-/// A [`Diagnostic`] as `serde` wrote it.
-#[derive(Deserialize)]
-struct WireDiagnostic {
-    code: String,
-    severity: String,
-    message: String,
-    #[serde(default)]
-    help: Option<String>,
-    #[serde(default)]
-    location: Option<WireLocation>,
-    #[serde(default)]
-    related: Vec<WireRelated>,
-}
-
-#[derive(Deserialize)]
-struct WireLocation {
-    file: String,
-    #[serde(default)]
-    line: u32,
-    #[serde(default)]
-    column: u32,
-    #[serde(default)]
-    length: u32,
-}
-
-#[derive(Deserialize)]
-struct WireRelated {
-    location: WireLocation,
-    message: String,
-}
-
-impl WireLocation {
-    fn into_location(self) -> Location {
-        Location {
-            file: Arc::from(self.file),
-            line: self.line,
-            column: self.column,
-            length: self.length,
-        }
-    }
-}
-
-impl WireDiagnostic {
-    fn into_diagnostic(self) -> Result<Diagnostic, String> {
-        let code: Code = self.code.parse()?;
-        let severity = match self.severity.as_str() {
-            "error" => Severity::Error,
-            "warning" => Severity::Warning,
-            "note" => Severity::Note,
-            other => return Err(format!("unknown severity `{other}`")),
-        };
-        Ok(Diagnostic {
-            code,
-            severity,
-            message: self.message,
-            help: self.help,
-            location: self.location.map(WireLocation::into_location),
-            related: self
-                .related
-                .into_iter()
-                .map(|r| Related {
-                    location: r.location.into_location(),
-                    message: r.message,
-                })
-                .collect(),
-        })
+    fn deref(&self) -> &ReadReport {
+        &self.report
     }
 }
 
 /// A shard's outcome, as its exit code said: errors (problems or failed
 /// copies) are findings.
-fn outcome_of(diagnostics: &[Diagnostic], failed: u64) -> Outcome {
-    if Counts::of(diagnostics).errors > 0 || failed > 0 {
+fn outcome_of(diagnostics: &[Diagnostic], failed: usize) -> Outcome {
+    if failed > 0 {
         Outcome::Findings
     } else {
-        Outcome::Clean
+        Outcome::of(diagnostics)
     }
 }
 
@@ -244,26 +107,11 @@ pub fn merge(files: &[PathBuf], expect: Option<u32>) -> Result<(MergedReport, Ou
     }
     let mut merged = MergedReport {
         shards: Vec::with_capacity(reports.len()),
-        confirm: false,
-        plan: MergedPlan::default(),
-        diagnostics: Vec::new(),
-        copy: None,
-        signing: None,
-        requests: None,
-        promoted: 0,
-        failed: 0,
-        seconds: Vec::new(),
+        report: ReadReport::default(),
     };
     let mut worst = Outcome::Clean;
     for (path, report) in reports {
-        let mut diagnostics = Vec::with_capacity(report.diagnostics.len());
-        for wire in report.diagnostics {
-            diagnostics.push(wire.into_diagnostic().map_err(|reason| Error::Parse {
-                path: path.clone(),
-                reason,
-            })?);
-        }
-        let outcome = outcome_of(&diagnostics, report.failed);
+        let outcome = outcome_of(&report.diagnostics, report.failed);
         if outcome == Outcome::Findings {
             worst = Outcome::Findings;
         }
@@ -275,34 +123,34 @@ pub fn merge(files: &[PathBuf], expect: Option<u32>) -> Result<(MergedReport, Ou
                 Outcome::Findings => "findings",
             },
             edges: report.plan.counts.total(),
-            errors: Counts::of(&diagnostics).errors,
+            errors: SeverityCounts::of(&report.diagnostics).errors,
         });
-        merged.confirm |= report.confirm;
-        merged.plan.counts.add(&report.plan.counts);
-        merged.plan.images.extend(report.plan.images);
-        merged.diagnostics.extend(diagnostics);
-        merge_value(&mut merged.copy, report.copy);
-        merge_value(&mut merged.signing, report.signing);
-        merge_requests(&mut merged.requests, report.requests);
-        merged.promoted += report.promoted;
-        merged.failed += report.failed;
-        for (phase, seconds) in report.seconds {
-            match merged.seconds.iter_mut().find(|(p, _)| *p == phase) {
-                Some((_, longest)) => *longest = longest.max(seconds),
-                None => merged.seconds.push((phase, seconds)),
-            }
-        }
+        add(&mut merged.report, report);
     }
-    diagnostic::sort(&mut merged.diagnostics);
+    diagnostic::sort(&mut merged.report.diagnostics);
     Ok((merged, worst))
 }
 
-fn read(path: &Path) -> Result<ShardReport, Error> {
+/// Adds one shard's report into the total.
+fn add(total: &mut ReadReport, report: ReadReport) {
+    total.confirm |= report.confirm;
+    total.plan.counts.add(&report.plan.counts);
+    total.plan.images.extend(report.plan.images);
+    total.diagnostics.extend(report.diagnostics);
+    total.copy = sum(total.copy.take(), report.copy);
+    total.signing = sum(total.signing.take(), report.signing);
+    merge_requests(&mut total.requests, report.requests);
+    total.promoted += report.promoted;
+    total.failed += report.failed;
+    total.seconds.longest(report.seconds);
+}
+
+fn read(path: &Path) -> Result<ReadReport, Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Parse {
+    ReadReport::from_json(&bytes).map_err(|e| Error::Parse {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
@@ -336,14 +184,20 @@ fn check_complete(count: u32, shards: impl Iterator<Item = Option<Shard>>) -> Re
     }
 }
 
-/// Adds `more` into `total`: numbers are summed (rates, `*_rps`, keep the
-/// highest), objects merged key by key, anything else kept from the first.
-fn merge_value(total: &mut Option<Value>, more: Option<Value>) {
-    let Some(more) = more else { return };
-    match total {
-        None => *total = Some(more),
-        Some(total) => add_value(total, more, ""),
-    }
+/// `total` and `more` added field by field: numbers are summed (rates,
+/// `*_rps`, keep the highest), anything else is kept from the first. One
+/// rule for every statistic, so that a counter added to one of them merges
+/// without code here.
+fn sum<T: Serialize + DeserializeOwned>(total: Option<T>, more: Option<T>) -> Option<T> {
+    let (total, more) = match (total, more) {
+        (Some(total), Some(more)) => (total, more),
+        (total, more) => return total.or(more),
+    };
+    let (Ok(mut a), Ok(b)) = (serde_json::to_value(&total), serde_json::to_value(&more)) else {
+        return Some(total);
+    };
+    add_value(&mut a, b, "");
+    Some(serde_json::from_value(a).unwrap_or(total))
 }
 
 fn add_value(total: &mut Value, more: Value, key: &str) {
@@ -376,49 +230,31 @@ fn add_value(total: &mut Value, more: Value, key: &str) {
     }
 }
 
-/// Request statistics: a list of per-host objects (`{"host": ..}`) is merged
-/// by host; anything else as [`merge_value`] does.
-fn merge_requests(total: &mut Option<Value>, more: Option<Value>) {
-    let (Some(Value::Array(sum)), Some(Value::Array(more))) = (total.as_mut(), &more) else {
-        return merge_value(total, more);
-    };
-    let mut index: BTreeMap<String, usize> = sum
+/// Request statistics, merged by host: the same host in two shards is
+/// summed as [`sum`] does, a new host is added at the end.
+fn merge_requests(total: &mut Vec<HostStats>, more: Vec<HostStats>) {
+    let mut index: BTreeMap<String, usize> = total
         .iter()
         .enumerate()
-        .filter_map(|(i, v)| Some((v.get("host")?.as_str()?.to_owned(), i)))
+        .map(|(i, h)| (h.host.clone(), i))
         .collect();
-    for host in more.iter().cloned() {
-        let key = host.get("host").and_then(Value::as_str).map(str::to_owned);
-        match key.as_ref().and_then(|k| index.get(k)) {
+    for host in more {
+        match index.get(&host.host) {
             Some(i) => {
-                let mut object = host;
-                if let Value::Object(o) = &mut object {
-                    o.remove("host");
-                }
-                add_value(&mut sum[*i], object, "");
+                let slot = std::mem::take(&mut total[*i]);
+                total[*i] = sum(Some(slot), Some(host)).unwrap_or_default();
             }
             None => {
-                if let Some(k) = key {
-                    index.insert(k, sum.len());
-                }
-                sum.push(host);
+                index.insert(host.host.clone(), total.len());
+                total.push(host);
             }
         }
     }
 }
 
 /// Total requests in merged request statistics, when they hold any.
-pub fn total_requests(requests: Option<&Value>) -> Option<u64> {
-    match requests? {
-        Value::Array(hosts) => Some(
-            hosts
-                .iter()
-                .filter_map(|h| h.get("requests")?.as_u64())
-                .sum(),
-        ),
-        Value::Object(o) => o.get("requests")?.as_u64(),
-        _ => None,
-    }
+pub fn total_requests(requests: &[HostStats]) -> Option<u64> {
+    (!requests.is_empty()).then(|| requests.iter().map(|h| h.requests).sum())
 }
 
 /// The merged summary lines shared by the human and GitHub formats: the
@@ -454,18 +290,17 @@ pub fn write_summary(w: &mut dyn Write, merged: &MergedReport) -> io::Result<()>
         c.lost
     )?;
     if let Some(copy) = &merged.copy {
-        let n = |k: &str| copy.get(k).and_then(Value::as_u64).unwrap_or(0);
         writeln!(
             w,
             "promoted {} image(s) to destinations, {} failed; {} blob(s) uploaded ({} bytes), {} mounted, {} already present; {} manifest(s) and {} tag(s) pushed",
             merged.promoted,
             merged.failed,
-            n("blobs_uploaded"),
-            n("bytes_uploaded"),
-            n("blobs_mounted"),
-            n("blobs_skipped"),
-            n("manifests_pushed"),
-            n("tags_pushed"),
+            copy.blobs_uploaded,
+            copy.bytes_uploaded,
+            copy.blobs_mounted,
+            copy.blobs_skipped,
+            copy.manifests_pushed,
+            copy.tags_pushed,
         )?;
     } else if !merged.confirm && c.copy + c.tag_only > 0 {
         writeln!(
@@ -473,72 +308,16 @@ pub fn write_summary(w: &mut dyn Write, merged: &MergedReport) -> io::Result<()>
             "dry run: nothing was written; run again with --confirm to promote"
         )?;
     }
-    if let Some(requests) = total_requests(merged.requests.as_ref()) {
+    if let Some(requests) = total_requests(&merged.requests) {
         writeln!(w, "requests: {requests}")?;
     }
     let phases: Vec<String> = merged
         .seconds
+        .phases()
         .iter()
         .map(|(phase, secs)| format!("{phase} {secs:.1}s"))
         .collect();
     writeln!(w, "time (longest shard): {}", phases.join(", "))
-}
-
-/// Runs `promoter report merge`: merge, print in `args.format`, write the
-/// merged JSON and the Markdown summary where asked. The outcome is the
-/// worst of the shards.
-///
-/// # Errors
-///
-/// When a report cannot be merged (see [`merge`]) or an output cannot be
-/// written.
-pub fn command(args: &crate::cli::MergeArgs) -> anyhow::Result<Outcome> {
-    use crate::cli::RunFormat;
-    use anyhow::Context as _;
-    let (merged, outcome) = merge(&args.files, args.shards)?;
-    let format = args.format.unwrap_or(
-        if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
-            RunFormat::Github
-        } else {
-            RunFormat::Human
-        },
-    );
-    let mut out = io::stdout().lock();
-    match format {
-        RunFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &merged)?;
-            writeln!(out)?;
-        }
-        RunFormat::Human | RunFormat::Github => {
-            let reporter = if format == RunFormat::Human {
-                super::Format::Human
-            } else {
-                super::Format::Github
-            };
-            super::render(
-                reporter,
-                &mut out,
-                &merged.diagnostics,
-                &diagnostic::Sources::default(),
-                &super::RenderOptions::default(),
-            )?;
-            write_summary(&mut out, &merged)?;
-        }
-    }
-    if let Some(path) = &args.report {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot write the merged report to {}", path.display()))?;
-        serde_json::to_writer_pretty(io::BufWriter::new(file), &merged)?;
-    }
-    if let Some(path) = &args.summary {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot append the summary to {}", path.display()))?;
-        file.write_all(to_markdown(&merged).as_bytes())?;
-    }
-    Ok(outcome)
 }
 
 /// The Markdown job summary of the merged run: counts per shard and in
@@ -575,6 +354,7 @@ pub fn to_markdown(merged: &MergedReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostic::Code;
 
     fn write(dir: &Path, name: &str, value: &Value) -> PathBuf {
         let path = dir.join(name);
@@ -625,12 +405,12 @@ mod tests {
         assert_eq!(merged.promoted, 3);
         assert_eq!(merged.failed, 1);
         let copy = merged.copy.as_ref().unwrap();
-        assert_eq!(copy["bytes_uploaded"], 300);
-        let hosts = merged.requests.as_ref().unwrap().as_array().unwrap();
+        assert_eq!(copy.bytes_uploaded, 300);
+        let hosts = &merged.requests;
         assert_eq!(hosts.len(), 4);
-        assert_eq!(hosts[0]["requests"], 15);
-        assert_eq!(hosts[0]["rate_rps"], 10.0);
-        assert_eq!(total_requests(merged.requests.as_ref()), Some(18));
+        assert_eq!(hosts[0].requests, 15);
+        assert_eq!(hosts[0].rate_rps, 10.0);
+        assert_eq!(total_requests(&merged.requests), Some(18));
         assert_eq!(
             merged.seconds,
             vec![("parse".to_owned(), 0.5), ("inventory".to_owned(), 2.0)]

@@ -18,7 +18,9 @@ pub mod github;
 pub mod human;
 pub mod json;
 pub mod merge;
+pub mod run;
 pub mod summary;
+pub mod verify;
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -153,7 +155,7 @@ fn join_and(parts: &[String]) -> String {
 /// The closing sentence shared by the human and GitHub formats:
 /// `Found 3 errors and 2 warnings in 2 files.` or `No problems found.`
 fn summary_sentence(diagnostics: &[Diagnostic]) -> String {
-    let counts = diagnostic::Counts::of(diagnostics);
+    let counts = diagnostic::SeverityCounts::of(diagnostics);
     let parts: Vec<String> = [
         (counts.errors, "error"),
         (counts.warnings, "warning"),

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::diagnostic::{Counts, Diagnostic, Severity, Sources};
+use crate::diagnostic::{Diagnostic, Severity, SeverityCounts, Sources};
 
 /// GitHub's cap on one step's summary: above it, the summary is dropped and
 /// an error shown instead.
@@ -49,7 +49,7 @@ pub fn render(w: &mut dyn Write, diagnostics: &[Diagnostic], sources: &Sources) 
 /// `diagnostics` sorted most severe first.
 #[must_use]
 pub fn to_markdown(diagnostics: &[Diagnostic], sources: &Sources, budget: usize) -> String {
-    let counts = Counts::of(diagnostics);
+    let counts = SeverityCounts::of(diagnostics);
     let mut out = String::new();
     out.push_str("## promoter check\n\n");
     out.push_str(&super::summary_sentence(diagnostics));
@@ -180,7 +180,7 @@ fn excerpt(line: &str) -> String {
 }
 
 fn omission_note(omitted: &[Diagnostic]) -> String {
-    let counts = Counts::of(omitted);
+    let counts = SeverityCounts::of(omitted);
     let parts: Vec<String> = [
         (counts.errors, "error"),
         (counts.warnings, "warning"),

@@ -18,7 +18,6 @@ pub mod cosign;
 pub mod crypto;
 pub mod fulcio;
 pub mod oidc;
-pub mod phase;
 pub mod rekor;
 pub mod replicate;
 pub mod store;
@@ -28,7 +27,6 @@ pub mod verify;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::cli::SignatureFormat;
 use crate::registry::{self, Descriptor, Digest, Reference, Registry, RepoName};
 use crate::retry::{Backoff, HttpFailure, Policy};
 use crypto::Key;
@@ -80,15 +78,6 @@ pub struct Formats {
     pub legacy: bool,
     /// A sigstore bundle v0.3 referrer.
     pub bundle: bool,
-}
-
-impl From<SignatureFormat> for Formats {
-    fn from(f: SignatureFormat) -> Formats {
-        Formats {
-            legacy: matches!(f, SignatureFormat::Legacy | SignatureFormat::Both),
-            bundle: matches!(f, SignatureFormat::Bundle | SignatureFormat::Both),
-        }
-    }
 }
 
 /// One repository of one registry.

@@ -25,12 +25,13 @@ pub enum Matcher {
     Exact(String),
     /// The whole value matches.
     Regex(Regex),
-    /// Not given: anything, but only for key-signed images.
-    Any,
-    /// Any value, deliberately: a keyless signature still needs a
+    /// Not given: enough for key-signed images; a keyless signature is
+    /// refused.
+    KeyOnly,
+    /// Any identity, deliberately: a keyless signature still needs a
     /// certificate from a trusted CA and a valid log entry (used for
     /// staging provenance when no identity policy is given).
-    Anyone,
+    AnyIdentity,
 }
 
 impl Matcher {
@@ -42,7 +43,7 @@ impl Matcher {
                 Regex::new(&format!("^(?:{r})$"))
                     .map_err(|e| Error::Format(format!("bad regular expression `{r}`: {e}")))?,
             ),
-            (None, None) => Matcher::Any,
+            (None, None) => Matcher::KeyOnly,
         })
     }
 
@@ -50,7 +51,7 @@ impl Matcher {
         match self {
             Matcher::Exact(e) => e == value,
             Matcher::Regex(r) => r.is_match(value),
-            Matcher::Any | Matcher::Anyone => true,
+            Matcher::KeyOnly | Matcher::AnyIdentity => true,
         }
     }
 }
@@ -136,7 +137,7 @@ pub async fn check(
 
 /// The status of a set of candidate results: valid when one is, missing when
 /// there are none, else invalid with the first reason.
-pub fn pick(results: Vec<Result<(), Error>>) -> Status {
+pub fn pick<E: std::fmt::Display>(results: Vec<Result<(), E>>) -> Status {
     if results.is_empty() {
         return Status::Missing;
     }
@@ -272,7 +273,8 @@ impl Signer {
                 Error::Verify("signed with a key, and no --public-key given".into())
             }),
             Signer::Cert(der) => {
-                if matches!(policy.identity, Matcher::Any) || matches!(policy.issuer, Matcher::Any)
+                if matches!(policy.identity, Matcher::KeyOnly)
+                    || matches!(policy.issuer, Matcher::KeyOnly)
                 {
                     return Err(Error::Verify(
                         "keyless signature, and no certificate identity and issuer to match".into(),
@@ -530,8 +532,8 @@ mod tests {
 
     fn key_policy(key: &Key) -> Policy {
         Policy {
-            identity: Matcher::Any,
-            issuer: Matcher::Any,
+            identity: Matcher::KeyOnly,
+            issuer: Matcher::KeyOnly,
             public_key: Some(key.public_der()),
         }
     }

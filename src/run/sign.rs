@@ -1,0 +1,340 @@
+//! The sign phase of `run` (after the copy): sign each promoted digest
+//! once, on its first destination; attest it there; copy the staging
+//! image's signatures along; replicate all of it to every other
+//! destination. The signing itself is in [`crate::sign`], the statements
+//! in [`crate::attest`]; this module decides what is signed where.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::stream;
+
+use crate::attest::Attestations;
+use crate::attest::statement::{Promotion, RunFacts};
+use crate::config::{RunConfig, SignPlan, Signing};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::plan::{Plan, Repo};
+use crate::sign::store::Counts as RequestCounts;
+use crate::sign::{Formats, Place, Signer, Subject, replicate};
+
+/// The image name two repositories share (their common trailing path
+/// components): `k8s-staging-x/sub/app` and `prod/sub/app` give `sub/app`.
+pub fn image_name(source: &Repo, destination: &Repo) -> String {
+    let a: Vec<&str> = source.repo.as_str().split('/').collect();
+    let b: Vec<&str> = destination.repo.as_str().split('/').collect();
+    let common = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count()
+        .max(1);
+    b[b.len() - common.min(b.len())..].join("/")
+}
+
+fn public_name(prefix: Option<&str>, source: &Repo, first: &Repo) -> String {
+    match prefix {
+        Some(p) => format!("{}/{}", p.trim_end_matches('/'), image_name(source, first)),
+        None => first.to_string(),
+    }
+}
+
+fn failure(message: String) -> Diagnostic {
+    Diagnostic::new(Code::CopyFailed, None, message).help(
+        "run again: signing resumes where it stopped; `promoter verify --fix` copies missing signatures",
+    )
+}
+
+/// Signs (and attests) every image of `plan` once, on its first
+/// destination, and replicates the signatures and attestations to its
+/// other destinations; `facts` describe the run. Problems are
+/// diagnostics; the run goes on. The counts (requests and writes per kind)
+/// come back when anything was signed. `identity` is taken out of
+/// `config.signing` (a key is used once).
+///
+/// # Errors
+///
+/// None today: every problem is a diagnostic.
+pub async fn sign(
+    config: &RunConfig,
+    identity: Signing,
+    plan: &Plan,
+    facts: RunFacts,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> anyhow::Result<Option<Arc<RequestCounts>>> {
+    if plan.images.is_empty() {
+        return Ok(None);
+    }
+    let signing = &config.signing;
+    let identity = match identity {
+        Signing::Ready(identity) => identity,
+        Signing::Off => return Ok(None),
+        Signing::Unavailable => {
+            eprintln!(
+                "promoter: note: images are promoted unsigned: no signing identity (GitHub Actions OIDC with `id-token: write`, --identity-token-file, SIGSTORE_ID_TOKEN or --signing-key); --sign=false silences this"
+            );
+            return Ok(None);
+        }
+        Signing::Broken(message) => {
+            diagnostics.push(failure(message));
+            return Ok(None);
+        }
+    };
+    match sign_plan(config, signing, identity, plan, facts).await {
+        Ok((problems, counts)) => {
+            diagnostics.extend(problems);
+            Ok(Some(counts))
+        }
+        Err(err) => {
+            diagnostics.push(failure(format!("signing failed: {err:#}")));
+            Ok(None)
+        }
+    }
+}
+
+async fn sign_plan(
+    config: &RunConfig,
+    signing: &SignPlan,
+    identity: crate::sign::Identity,
+    plan: &Plan,
+    facts: RunFacts,
+) -> anyhow::Result<(Vec<Diagnostic>, Arc<RequestCounts>)> {
+    let trust = match &signing.trust {
+        Some(Ok(trust)) => trust.clone(),
+        Some(Err(message)) => anyhow::bail!("{message}"),
+        None => anyhow::bail!("no trusted root to sign with"),
+    };
+    let mut optional = BTreeMap::new();
+    optional.insert(
+        "promoter-version".to_owned(),
+        env!("CARGO_PKG_VERSION").to_owned(),
+    );
+    if let Ok(sha) = std::env::var("GITHUB_SHA")
+        && !sha.is_empty()
+    {
+        optional.insert("manifest-commit".to_owned(), sha);
+    }
+    let mut signer = Signer::new(
+        identity,
+        signing.rekor_url.clone(),
+        trust,
+        signing.formats,
+        optional,
+    )?;
+    let counts = signer.counts.clone();
+    let Work {
+        subjects,
+        promotions,
+    } = subjects(config, plan)?;
+    // The staging signatures and provenance were checked before the copy
+    // (the source gate): images that failed never got here.
+    let mut attestations = signing.attest.then(|| Attestations::new(facts));
+    let diagnostics = sign_and_replicate(
+        &mut signer,
+        &subjects,
+        signing.formats,
+        attestations.as_mut().map(|a| (a, promotions.as_slice())),
+    )
+    .await
+    .into_iter()
+    .map(failure)
+    .collect();
+    let _ = crate::report::run::write_signing_totals(
+        &mut std::io::stderr().lock(),
+        &crate::report::run::SigningTotals::from(&*counts),
+    );
+    Ok((diagnostics, counts))
+}
+
+/// What the sign phase works on, per image of the plan, in plan order.
+struct Work {
+    /// The staging place and what to sign where.
+    subjects: Vec<(Place, Subject)>,
+    /// The record of each promotion, for its attestations.
+    promotions: Vec<Promotion>,
+}
+
+/// Per image of `plan`: its source and what to sign where, and the record
+/// of its promotion.
+fn subjects(config: &RunConfig, plan: &Plan) -> anyhow::Result<Work> {
+    let mut subjects = Vec::new();
+    let mut promotions = Vec::new();
+    for image in &plan.images {
+        let Some(first) = image.targets.first() else {
+            continue;
+        };
+        let mut destinations = Vec::new();
+        for t in &image.targets {
+            destinations.push(config.registries.place(&t.destination)?);
+        }
+        let source = config.registries.place(&image.source)?;
+        let public_name = public_name(
+            config.signing.signature_identity_prefix.as_deref(),
+            &image.source,
+            &first.destination,
+        );
+        promotions.push(Promotion {
+            public_name: public_name.clone(),
+            digest: image.digest,
+            // Named as `verify` names places, so that it finds them listed.
+            source: source.to_string(),
+            destinations: destinations
+                .iter()
+                .zip(&image.targets)
+                .map(|(place, t)| (place.to_string(), t.tags.clone()))
+                .collect(),
+            manifest: Some((image.at.file.to_string(), image.at.line)),
+        });
+        subjects.push((
+            source,
+            Subject {
+                digest: image.digest,
+                public_name,
+                destinations,
+            },
+        ));
+    }
+    Ok(Work {
+        subjects,
+        promotions,
+    })
+}
+
+/// For each `(source, subject)`: sign on the first destination unless
+/// already signed, attest there (with `attest`: the run's attestations
+/// and, in the order of `subjects`, what each promotion did), copy the
+/// staging image's signatures and attestations there too (as kpromo copies
+/// signatures), then replicate all of it to every other destination (8 at
+/// a time). Returns the problems; each stops only its own subject or
+/// destination.
+pub async fn sign_and_replicate(
+    signer: &mut Signer,
+    subjects: &[(Place, Subject)],
+    formats: Formats,
+    mut attest: Option<(&mut Attestations, &[Promotion])>,
+) -> Vec<String> {
+    let counts = signer.counts.clone();
+    let mut problems = Vec::new();
+    // Signing is sequential (one key, one certificate, cheap per digest);
+    // replication, the bulk of the requests, runs concurrently below.
+    let mut signed = Vec::with_capacity(subjects.len());
+    for (index, (source, subject)) in subjects.iter().enumerate() {
+        let first = &subject.destinations[0];
+        // Ours first: what staging carries (its signatures, the provenance
+        // of its build or of an earlier promotion) must not be taken for
+        // this run's signature or attestations.
+        if let Err(err) = signer.sign(subject).await {
+            problems.push(format!("signing {first}@{} failed: {err}", subject.digest));
+            continue;
+        }
+        if let Some((attestations, promotions)) = attest.as_mut()
+            && let Some(promotion) = promotions.get(index)
+            && let Err(err) = attestations.write(signer, first, promotion).await
+        {
+            // Reported (the run exits 1); the signature stands and is
+            // replicated. `verify --attestations` shows the gap.
+            problems.push(format!(
+                "attesting {first}@{} failed: {err}",
+                subject.digest
+            ));
+        }
+        // The staging image's own signatures travel with it, as kpromo's do.
+        if let Err(err) =
+            replicate::replicate(source, first, &subject.digest, formats, &counts).await
+        {
+            problems.push(format!(
+                "copying the signatures of {source}@{} failed: {err}",
+                subject.digest
+            ));
+        }
+        signed.push(subject);
+    }
+    // Per digest: read what the first destination holds once, write it to
+    // every other destination. REPLICATE_DIGESTS digests at a time, each to
+    // REPLICATE_MIRRORS mirrors at a time.
+    let results: Vec<Vec<String>> = stream::iter(signed)
+        .map(|subject| {
+            let counts = counts.clone();
+            async move { replicate_subject(subject, formats, &counts).await }
+        })
+        .buffer_unordered(REPLICATE_DIGESTS)
+        .collect()
+        .await;
+    problems.extend(results.into_iter().flatten());
+    problems
+}
+
+/// Digests replicated at once. With [`REPLICATE_MIRRORS`], up to 32
+/// requests in flight: the copy phase's default concurrency is 16, and
+/// signature artifacts are a few hundred bytes, so requests, not bytes,
+/// are the cost.
+const REPLICATE_DIGESTS: usize = 4;
+/// Mirrors written at once per digest.
+const REPLICATE_MIRRORS: usize = 8;
+
+async fn replicate_subject(
+    subject: &Subject,
+    formats: Formats,
+    counts: &RequestCounts,
+) -> Vec<String> {
+    let first = &subject.destinations[0];
+    let artifacts = match replicate::read(first, &subject.digest, formats, counts).await {
+        Ok(a) => a,
+        Err(err) => {
+            return vec![format!(
+                "reading the signatures of {first}@{} failed: {err}",
+                subject.digest
+            )];
+        }
+    };
+    let artifacts = &artifacts;
+    let results: Vec<_> = stream::iter(subject.destinations[1..].iter())
+        .map(|to| async move {
+            (
+                to,
+                replicate::write(first, artifacts, to, &subject.digest, counts).await,
+            )
+        })
+        .buffer_unordered(REPLICATE_MIRRORS)
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .filter_map(|(to, result)| {
+            result.err().map(|err| {
+                format!(
+                    "copying the signatures of {first}@{} to {to} failed: {err}",
+                    subject.digest
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(registry: &str, path: &str) -> Repo {
+        Repo {
+            registry: registry.into(),
+            repo: path.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn names() {
+        let src = repo("gcr.io", "k8s-staging-x/sub/app");
+        let dst = repo("us.gcr.io", "k8s-artifacts-prod/sub/app");
+        assert_eq!(image_name(&src, &dst), "sub/app");
+        assert_eq!(
+            public_name(Some("registry.k8s.io"), &src, &dst),
+            "registry.k8s.io/sub/app"
+        );
+        assert_eq!(
+            public_name(None, &src, &dst),
+            "us.gcr.io/k8s-artifacts-prod/sub/app"
+        );
+    }
+}
