@@ -147,10 +147,16 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
             }
         },
     )?;
+    // A destination that could not be listed gets nothing: where its tags
+    // point is unknown, and a tag is never overwritten.
+    let mut unlisted = std::collections::HashSet::new();
     while let Some(result) = results.next().await {
         match result {
             Ok((repo, inventory)) => knowledge.absorb(&wants, repo, inventory),
-            Err((repo, err)) => diagnostics.push(registry_error(names.repo(repo), &err)),
+            Err((repo, err)) => {
+                diagnostics.push(registry_error(names.repo(repo), &err));
+                unlisted.insert(names.repo(repo).clone());
+            }
         }
     }
     drop(results);
@@ -193,6 +199,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     // Phase 3: plan (pure).
     let started = Instant::now();
     let mut plan = plan::classify(&wants, &knowledge);
+    for image in &mut plan.images {
+        image.targets.retain(|t| !unlisted.contains(&t.destination));
+    }
+    plan.images.retain(|i| !i.targets.is_empty());
     diagnostics.extend(plan.diagnostics.iter().cloned());
     // A bad staging signature (with a source policy) or bad staging
     // provenance stops its image before anything of it is written.
