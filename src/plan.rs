@@ -278,6 +278,9 @@ pub struct Knowledge {
     pub present: FxHashSet<(RepoId, Digest)>,
     /// Source images whose digest the source registry does not have.
     pub lost: FxHashSet<(RepoId, Digest)>,
+    /// Destination repositories that could not be listed: where their tags
+    /// point is unknown, and a tag is never overwritten, so they get nothing.
+    pub unreadable: FxHashSet<RepoId>,
     /// Indices of the wants per destination repository, built by the first
     /// [`Knowledge::absorb`].
     wants_of: Vec<Vec<u32>>,

@@ -157,6 +157,61 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A response body larger than promoter reads of its kind (the limits
+    /// are in `http/transport.rs`). Nothing of it was used.
+    #[error(
+        "{url}: the registry sent a {what} larger than {limit} bytes, the most promoter reads; \
+         promoter gave up on this request (other registries are not affected)"
+    )]
+    BodyTooLarge {
+        /// Request URL, which names the registry.
+        url: String,
+        /// What the body was: `token response`, `tags/list page`...
+        what: &'static str,
+        /// The limit in bytes.
+        limit: usize,
+    },
+
+    /// A response (its headers or its whole body) did not arrive within its
+    /// deadline, although bytes kept coming. Not retried: a registry that
+    /// trickles once trickles again.
+    #[error(
+        "{method} {url}: the registry sent {got} bytes of the {what} in {seconds} s, the deadline \
+         for it; promoter gave up on this request (other registries are not affected)"
+    )]
+    Deadline {
+        /// HTTP method.
+        method: String,
+        /// Request URL, which names the registry.
+        url: String,
+        /// `response headers`, `manifest`, `token response`...
+        what: &'static str,
+        /// Bytes of the body read in time.
+        got: u64,
+        /// The deadline.
+        seconds: u64,
+    },
+
+    /// A registry asked (`Retry-After`, `RateLimit-Reset`) for a longer
+    /// pause than promoter waits for: every request to it fails at once for
+    /// the rest of the run, instead of sleeping through it.
+    #[error(
+        "{registry} sent {sent}: a pause of {pause_secs} s, longer than the {max_secs} s promoter \
+         waits for a registry; promoter gave up on every image of {registry} in this run (images \
+         of other registries are not affected)"
+    )]
+    PauseTooLong {
+        /// `host[:port]` that sent it.
+        registry: String,
+        /// The header as sent (cut to a readable length), the request and
+        /// the status: `` `Retry-After: 1e9` on GET <url> (HTTP 429) ``.
+        sent: String,
+        /// The pause asked for (at most a year: longer is read as a year).
+        pause_secs: u64,
+        /// The longest pause promoter accepts.
+        max_secs: u64,
+    },
+
     /// Setting up the HTTP client failed (for example an unreadable CA file).
     #[error("HTTP client setup: {0}")]
     Setup(String),

@@ -27,6 +27,17 @@ pub async fn plan(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> anyhow::Result<Plan> {
     let mut plan = plan::classify(wants, knowledge);
+    // A destination that could not be listed gets nothing (see
+    // `Knowledge::unreadable`).
+    let unreadable: Vec<&plan::Repo> = knowledge
+        .unreadable
+        .iter()
+        .map(|&id| wants.names.repo(id))
+        .collect();
+    for image in &mut plan.images {
+        image.targets.retain(|t| !unreadable.contains(&&t.destination));
+    }
+    plan.images.retain(|i| !i.targets.is_empty());
     diagnostics.extend(plan.diagnostics.iter().cloned());
     let refused = refused_sources(config, &plan).await?;
     for (index, code, reason) in refused.into_iter().rev() {

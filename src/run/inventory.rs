@@ -49,7 +49,10 @@ pub async fn inventory(
     while let Some(result) = results.next().await {
         match result {
             Ok((repo, inventory)) => knowledge.absorb(wants, repo, inventory),
-            Err((repo, err)) => diagnostics.push(registry_error(names.repo(repo), &err)),
+            Err((repo, err)) => {
+                diagnostics.push(registry_error(names.repo(repo), &err));
+                knowledge.unreadable.insert(repo);
+            }
         }
     }
     drop(results);

@@ -8,6 +8,7 @@
 
 pub mod certs;
 pub mod conformance;
+pub mod hostile;
 pub mod image;
 pub mod promote;
 pub mod server;

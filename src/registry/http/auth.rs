@@ -1,5 +1,6 @@
-//! Authentication for one registry: the `WWW-Authenticate` challenge
-//! (anonymous, Basic or Bearer), token fetches from the challenge's realm, a
+//! Authentication for one registry: acting on the `WWW-Authenticate`
+//! challenge (anonymous, Basic or Bearer; parsed in `headers.rs`), token
+//! fetches from the challenge's realm, a
 //! token cache per scope set, and the one `authorization` header function the
 //! request path calls. Tokens and passwords stay in [`Secret`]s and in
 //! sensitive header values; none reaches an error or a log line.
@@ -14,74 +15,12 @@ use serde::Deserialize;
 use tokio::sync::{Mutex, OnceCell};
 use url::Url;
 
+use super::headers;
 use super::transport::{self, Request};
 use crate::registry::credentials::{Credential, CredentialStore, Secret};
 use crate::registry::error::{Error, Result};
 
-/// What the registry asked for in `WWW-Authenticate`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Challenge {
-    /// No authentication asked for (yet).
-    None,
-    /// HTTP Basic.
-    Basic,
-    /// Token authentication: fetch a token from `realm`.
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
-}
-
-/// Parse a `WWW-Authenticate` value such as
-/// `Bearer realm="https://auth/token",service="registry",scope="..."`.
-pub(crate) fn parse_challenge(value: &str) -> Challenge {
-    let value = value.trim();
-    let (scheme, params) = value.split_once(' ').unwrap_or((value, ""));
-    if scheme.eq_ignore_ascii_case("basic") {
-        return Challenge::Basic;
-    }
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Challenge::None;
-    }
-    let mut realm = None;
-    let mut service = None;
-    for (key, val) in parse_params(params) {
-        match key.to_ascii_lowercase().as_str() {
-            "realm" => realm = Some(val),
-            "service" => service = Some(val),
-            _ => {}
-        }
-    }
-    match realm {
-        Some(realm) => Challenge::Bearer { realm, service },
-        None => Challenge::None,
-    }
-}
-
-/// `k="v", k2=v2` pairs; quoted values may contain commas.
-fn parse_params(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = s.trim();
-    while !rest.is_empty() {
-        let Some((key, after)) = rest.split_once('=') else {
-            break;
-        };
-        let key = key.trim().trim_start_matches(',').trim().to_owned();
-        let after = after.trim_start();
-        let (val, remaining) = if let Some(quoted) = after.strip_prefix('"') {
-            match quoted.find('"') {
-                Some(end) => (quoted[..end].to_owned(), &quoted[end + 1..]),
-                None => (quoted.to_owned(), ""),
-            }
-        } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (after[..end].trim().to_owned(), &after[end..])
-        };
-        out.push((key, val));
-        rest = remaining.trim_start().trim_start_matches(',').trim_start();
-    }
-    out
-}
+pub(crate) use super::headers::Challenge;
 
 struct CachedToken {
     header: HeaderValue,
@@ -94,14 +33,72 @@ struct TokenResponse {
     token: Option<String>,
     #[serde(default)]
     access_token: Option<String>,
+    /// Any JSON value: a hostile or sloppy server's `-1`, `1e30` or `"300"`
+    /// is no reason to refuse the token (see [`expires_in_secs`]).
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<serde_json::Value>,
+}
+
+/// `expires_in` as whole seconds: a non-negative number, cut to `u64`;
+/// anything else is absent (the default lifetime).
+fn expires_in_secs(value: &serde_json::Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f.min(u64::MAX as f64) as u64)
+    })
+}
+
+/// Read a token response body (at most `transport::TOKEN_BODY`): the
+/// `Authorization` value and `expires_in`. The body holds the token, so no
+/// error quotes it; they say what it looked like instead.
+pub(crate) fn parse_token_response(
+    body: &[u8],
+    content_type: Option<&str>,
+    realm_url: &str,
+) -> Result<(HeaderValue, Option<u64>)> {
+    let invalid = |reason: String| Error::InvalidResponse {
+        url: realm_url.to_owned(),
+        reason,
+    };
+    let parsed: TokenResponse = serde_json::from_slice(body).map_err(|_| {
+        invalid(format!(
+            "token response is not JSON (Content-Type {}, {} bytes): the realm of the \
+             registry's WWW-Authenticate challenge must be its token endpoint; promoter gave up \
+             on this request",
+            headers::quote(content_type.unwrap_or("absent"), 60),
+            body.len()
+        ))
+    })?;
+    let token = parsed
+        .token
+        .or(parsed.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid("token response has no `token`".into()))?;
+    let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| invalid("token is not a valid header value".into()))?;
+    header.set_sensitive(true);
+    Ok((header, parsed.expires_in.as_ref().and_then(expires_in_secs)))
 }
 
 /// Tokens without `expires_in` live 60 s (the distribution token spec's
 /// default); we stop using a token 10 s before it expires.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
+/// A token is used at most this long, whatever its `expires_in` says: a
+/// run that lasts longer fetches a new one, and no `expires_in` (up to
+/// `u64::MAX` seconds) can overflow the clock.
+const LONGEST_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// When a token fetched `now` stops being used.
+fn token_expiry(now: Instant, expires_in: Option<u64>) -> Instant {
+    let lifetime = expires_in
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TOKEN_LIFETIME)
+        .min(LONGEST_TOKEN_LIFETIME);
+    now + lifetime.saturating_sub(EXPIRY_MARGIN)
+}
 
 /// Authentication state of one registry, shared by every clone of its
 /// `HttpRegistry`.
@@ -256,39 +253,13 @@ impl Auth {
             return Err(transport::unexpected(&method, response).await);
         }
         let realm_url = response.url().to_string();
-        let body = response.bytes().await.map_err(|source| Error::Transport {
-            method: method.to_string(),
-            url: realm_url.clone(),
-            cause: source,
-        })?;
-        // The body holds the token: never quote it in an error.
-        let parsed: TokenResponse =
-            serde_json::from_slice(&body).map_err(|_| Error::InvalidResponse {
-                url: realm_url.clone(),
-                reason: "token response is not JSON".into(),
-            })?;
-        let token = parsed
-            .token
-            .or(parsed.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::InvalidResponse {
-                url: realm_url.clone(),
-                reason: "token response has no `token`".into(),
-            })?;
-        let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            Error::InvalidResponse {
-                url: realm_url,
-                reason: "token is not a valid header value".into(),
-            }
-        })?;
-        header.set_sensitive(true);
-        let lifetime = parsed
-            .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        let content_type = transport::header_str(&response, "content-type").map(str::to_owned);
+        let body = transport::read_body(&method, response, transport::TOKEN_BODY).await?;
+        let (header, expires_in) =
+            parse_token_response(&body, content_type.as_deref(), &realm_url)?;
         Ok(CachedToken {
             header,
-            expires: Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN),
+            expires: token_expiry(Instant::now(), expires_in),
         })
     }
 }
@@ -307,28 +278,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_bearer_challenges() {
-        let c = parse_challenge(
-            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
-        );
+    fn any_expires_in_gives_a_bounded_expiry() {
+        let now = Instant::now();
+        assert_eq!(token_expiry(now, None), now + Duration::from_secs(50));
+        assert_eq!(token_expiry(now, Some(300)), now + Duration::from_secs(290));
+        assert_eq!(token_expiry(now, Some(0)), now);
         assert_eq!(
-            c,
-            Challenge::Bearer {
-                realm: "https://auth.example/token".into(),
-                service: Some("registry.example".into()),
+            token_expiry(now, Some(u64::MAX)),
+            now + LONGEST_TOKEN_LIFETIME - EXPIRY_MARGIN
+        );
+    }
+
+    #[test]
+    fn token_responses() {
+        let url = "http://127.0.0.1:1/token";
+        let (_, exp) = parse_token_response(
+            br#"{"token":"t","expires_in":18446744073709551615}"#,
+            None,
+            url,
+        )
+        .unwrap();
+        assert_eq!(exp, Some(u64::MAX));
+        for odd in ["-1", "1e300", "\"300\"", "null"] {
+            let body = format!(r#"{{"access_token":"t","expires_in":{odd}}}"#);
+            let (_, exp) = parse_token_response(body.as_bytes(), None, url).unwrap();
+            assert!(exp.is_none_or(|e| e > 1_000_000), "{odd}: {exp:?}");
+        }
+        let err = parse_token_response(b"<html>secret-looking</html>", Some("text/html"), url)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not JSON (Content-Type text/html, 27 bytes)"),
+            "{err}"
+        );
+        assert!(!err.contains("secret-looking"), "{err}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_token_body_is_parsed_or_refused(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let _ = parse_token_response(&body, Some("application/json"), "http://h/t");
+        }
+
+        #[test]
+        fn any_expires_in(n in proptest::prelude::any::<f64>(), u in proptest::prelude::any::<u64>()) {
+            let body = format!(r#"{{"token":"t","expires_in":{n}}}"#);
+            if let Ok((_, exp)) = parse_token_response(body.as_bytes(), None, "http://h/t") {
+                let _ = token_expiry(Instant::now(), exp);
             }
-        );
-        assert_eq!(
-            parse_challenge(r#"Basic realm="Registry Realm""#),
-            Challenge::Basic
-        );
-        assert_eq!(parse_challenge("Negotiate"), Challenge::None);
-        assert_eq!(
-            parse_challenge("bearer realm=http://x/t"),
-            Challenge::Bearer {
-                realm: "http://x/t".into(),
-                service: None
-            }
-        );
+            let _ = token_expiry(Instant::now(), Some(u));
+        }
     }
 }

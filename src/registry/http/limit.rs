@@ -66,13 +66,14 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use url::Url;
 
+use super::headers;
 use super::stats::{Counters, HostStats};
 
 /// Default initial rate, requests per second per host (kpromo's 50).
@@ -95,7 +96,7 @@ const DECREASE: f64 = 0.7;
 /// rate to be raised.
 const WINDOW: Duration = Duration::from_secs(1);
 /// The longest pause a `Retry-After` or `RateLimit-Reset` gets.
-const MAX_PAUSE: Duration = Duration::from_secs(300);
+pub(super) const MAX_PAUSE: Duration = Duration::from_secs(300);
 /// Below this share of `RateLimit-Limit` remaining, spread the rest.
 const LOW_REMAINING: f64 = 0.1;
 /// Requests the adaptive pacer lets go back to back after an idle spell.
@@ -194,82 +195,14 @@ impl Feedback {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         Feedback {
             status,
-            retry_after: text("retry-after").and_then(|v| parse_retry_after(v, now)),
-            limit: text("ratelimit-limit").and_then(leading_number),
-            remaining: text("ratelimit-remaining").and_then(leading_number),
+            retry_after: text("retry-after").and_then(|v| headers::retry_after(v, now)),
+            limit: text("ratelimit-limit").and_then(headers::leading_number),
+            remaining: text("ratelimit-remaining").and_then(headers::leading_number),
             reset: text("ratelimit-reset")
-                .and_then(leading_number)
-                .map(|n| reset_delay(n, now)),
+                .and_then(headers::leading_number)
+                .map(|n| headers::reset_delay(n, now)),
         }
     }
-}
-
-/// `100;w=21600` -> 100.
-fn leading_number(value: &str) -> Option<u64> {
-    value.split([';', ',']).next()?.trim().parse().ok()
-}
-
-/// `RateLimit-Reset` is seconds from now in the IETF draft; some APIs send
-/// a Unix time instead (GitHub's `X-RateLimit-Reset`). Values past 2001
-/// as a Unix time are read as one.
-fn reset_delay(n: u64, now: SystemTime) -> Duration {
-    if n > 1_000_000_000 {
-        let at = UNIX_EPOCH + Duration::from_secs(n);
-        at.duration_since(now).unwrap_or_default()
-    } else {
-        Duration::from_secs(n)
-    }
-}
-
-/// `Retry-After`: delta seconds, or an HTTP date (RFC 9110 IMF-fixdate,
-/// `Sun, 06 Nov 1994 08:49:37 GMT`). A date in the past means now.
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = parse_http_date(value)?;
-    Some(at.duration_since(now).unwrap_or_default())
-}
-
-/// IMF-fixdate only: what every registry and proxy sends.
-fn parse_http_date(value: &str) -> Option<SystemTime> {
-    let (_, rest) = value.split_once(", ")?;
-    let parts: Vec<&str> = rest.split(' ').collect();
-    let [day, month, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let day: u64 = day.parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| m == month)? as u64
-        + 1;
-    let year: u64 = year.parse().ok()?;
-    let hms: Vec<u64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, m, s] = hms.as_slice() else {
-        return None;
-    };
-    if !(1..=31).contains(&day) || year < 1970 || *h > 23 || *m > 59 || *s > 60 {
-        return None;
-    }
-    let days = days_since_epoch(year, month, day);
-    Some(UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + m * 60 + s))
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date (year >= 1970).
-fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
-    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
-    let mut days: u64 = (1970..year).map(|y| if leap(y) { 366 } else { 365 }).sum();
-    let lengths = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    for (i, len) in lengths.iter().enumerate().take((month - 1) as usize) {
-        days += len + u64::from(i == 1 && leap(year));
-    }
-    days + day - 1
 }
 
 /// The pacing and AIMD state of one host. Pure: time comes in as `now`.
@@ -842,6 +775,9 @@ mod tests {
 
     #[test]
     fn reads_limit_headers() {
+        use super::headers::retry_after as parse_retry_after;
+        use std::time::UNIX_EPOCH;
+        let parse_http_date = |v| httpdate::parse_http_date(v).ok();
         let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // 1994-11-06 08:49:37
         let mut headers = HeaderMap::new();
         headers.insert(

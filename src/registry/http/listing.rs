@@ -4,7 +4,6 @@
 //! fallback of one HEAD per tag, and referrers (API, then the `sha256-<hex>`
 //! tag schema; a host found without the API is asked for the tag only).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -14,7 +13,7 @@ use reqwest::{Method, Response};
 use serde::Deserialize;
 use url::Url;
 
-use super::{HttpRegistry, scope, transport};
+use super::{HttpRegistry, headers, scope, transport};
 use crate::registry::digest::Digest;
 use crate::registry::error::{Error, Result};
 use crate::registry::manifest::{self, Descriptor, Manifest};
@@ -30,17 +29,29 @@ const PAGE_SIZE: usize = 1000;
 /// extension: enough to hide latency, few enough not to look like a burst.
 const INVENTORY_CONCURRENCY: usize = 8;
 
-/// Most pages we follow, so that a registry sending the same `Link` forever
-/// cannot keep us busy forever (100 pages of 1000 tags).
-const MAX_PAGES: usize = 10_000;
+/// Most pages we follow: 1,000 pages of 1,000 tags is a million tags, ten
+/// times the largest repository of registry.k8s.io's manifests. A `Link`
+/// that points back at a page already read is a loop and fails at once;
+/// this bounds a registry that invents new URLs forever.
+const MAX_PAGES: usize = 1_000;
+
+/// Most tags we keep from one listing, whatever the pages say: a million
+/// tags are about 60 MB in memory.
+const MAX_TAGS: usize = 1_000_000;
+
+/// Most tags, digests of the GCR map, or tags of one digest in one page:
+/// Artifact Registry caps a page at 10,000; ten times that leaves room and
+/// keeps a page of one-letter tags (32 MiB of them would be 8 million
+/// strings, 450 MB) from exhausting memory while it is parsed.
+const MAX_PER_PAGE: usize = 100_000;
 
 #[derive(Deserialize)]
 struct TagsPage {
     #[serde(default)]
-    tags: Option<Vec<String>>,
+    tags: Option<Bounded<String>>,
     /// Artifact Registry / GCR extension.
     #[serde(default)]
-    manifest: Option<BTreeMap<String, GcrManifest>>,
+    manifest: Option<BoundedMap<GcrManifest>>,
 }
 
 #[derive(Deserialize)]
@@ -49,7 +60,71 @@ struct GcrManifest {
     #[serde(default)]
     media_type: Option<String>,
     #[serde(default)]
-    tag: Vec<String>,
+    tag: Bounded<String>,
+}
+
+/// A JSON array of at most [`MAX_PER_PAGE`] items: the parse fails at the
+/// next one, before it is built.
+#[derive(Default)]
+struct Bounded<T>(Vec<T>);
+
+/// A JSON object of at most [`MAX_PER_PAGE`] members, in order.
+struct BoundedMap<V>(Vec<(String, V)>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Items<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Items<T> {
+            type Value = Bounded<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "an array of at most {MAX_PER_PAGE} items")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Bounded<T>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    if items.len() == MAX_PER_PAGE {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX_PER_PAGE} items in one page"
+                        )));
+                    }
+                    items.push(item);
+                }
+                Ok(Bounded(items))
+            }
+        }
+        d.deserialize_seq(Items(std::marker::PhantomData))
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for BoundedMap<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Members<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Members<V> {
+            type Value = BoundedMap<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "an object of at most {MAX_PER_PAGE} members")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<BoundedMap<V>, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    if members.len() == MAX_PER_PAGE {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX_PER_PAGE} digests in one page"
+                        )));
+                    }
+                    members.push(member);
+                }
+                Ok(BoundedMap(members))
+            }
+        }
+        d.deserialize_map(Members(std::marker::PhantomData))
+    }
 }
 
 /// Every page of `tags/list`, merged.
@@ -61,18 +136,7 @@ pub(super) struct Tags {
 
 /// The `rel="next"` target of a `Link` header.
 fn next_link(response: &Response) -> Option<String> {
-    let value = transport::header_str(response, "link")?;
-    value.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        let is_next = params.split(';').any(|p| {
-            p.trim()
-                .replace(' ', "")
-                .eq_ignore_ascii_case("rel=\"next\"")
-                || p.trim() == "rel=next"
-        });
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        is_next.then(|| target.to_owned())
-    })
+    headers::next_link(transport::header_str(response, "link")?)
 }
 
 /// Parse one `tags/list` page into `tags` (and `gcr`).
@@ -81,17 +145,17 @@ fn merge_page(body: &[u8], url: &Url, tags: &mut Tags) -> Result<()> {
         url: url.to_string(),
         reason: format!("not a tags list: {e}"),
     })?;
-    tags.tags.extend(page.tags.unwrap_or_default());
+    tags.tags.extend(page.tags.unwrap_or_default().0);
     if let Some(map) = page.manifest {
         let inventory = tags.gcr.get_or_insert_with(Inventory::default);
-        for (digest, entry) in map {
+        for (digest, entry) in map.0 {
             let digest: Digest = digest.parse().map_err(|e| Error::InvalidResponse {
                 url: url.to_string(),
                 reason: format!("manifest map: {e}"),
             })?;
             let slot = inventory.manifests.entry(digest).or_default();
             slot.media_type = entry.media_type.or(slot.media_type.take());
-            slot.tags.extend(entry.tag);
+            slot.tags.extend(entry.tag.0);
         }
     }
     Ok(())
@@ -106,6 +170,7 @@ impl HttpRegistry {
         };
         let page_size = self.state.tags_page_size.unwrap_or(PAGE_SIZE);
         let mut url = self.url(repo, &format!("tags/list?n={page_size}")).await?;
+        let mut seen = std::collections::HashSet::from([url.clone()]);
         for _ in 0..MAX_PAGES {
             // One page is one retried operation: a failure on page 40 does
             // not start the listing over.
@@ -116,18 +181,37 @@ impl HttpRegistry {
                 return Ok(tags);
             };
             merge_page(&body, &url, &mut tags)?;
+            if tags.tags.len() > MAX_TAGS {
+                return Err(self.listing_error(&url, format!("more than {MAX_TAGS} tags")));
+            }
             let Some(next) = next else {
                 return Ok(tags);
             };
-            url = url.join(&next).map_err(|e| Error::InvalidResponse {
-                url: url.to_string(),
-                reason: format!("bad Link header: {e}"),
-            })?;
+            let next_url = headers::location(&url, &next)
+                .map_err(|e| self.listing_error(&url, format!("bad Link header: {e}")))?;
+            if !seen.insert(next_url.clone()) {
+                return Err(self.listing_error(
+                    &url,
+                    format!(
+                        "its `Link: <{}>; rel=\"next\"` points back at a page already read (a loop)",
+                        headers::quote(&next, 200)
+                    ),
+                ));
+            }
+            url = next_url;
         }
-        Err(Error::InvalidResponse {
+        Err(self.listing_error(&url, format!("more than {MAX_PAGES} pages of tags")))
+    }
+
+    /// The error of a listing the registry made impossible to finish.
+    fn listing_error(&self, url: &Url, what: String) -> Error {
+        Error::InvalidResponse {
             url: url.to_string(),
-            reason: format!("more than {MAX_PAGES} pages of tags"),
-        })
+            reason: format!(
+                "tags/list of {}: {what}; promoter gave up on this listing (other registries are not affected)",
+                self.state.host
+            ),
+        }
     }
 
     /// One page: the `Link` to the next one and the body, or `None` for
@@ -144,11 +228,7 @@ impl HttpRegistry {
             return Ok(None);
         };
         let next = next_link(&response);
-        let body = response.bytes().await.map_err(|source| Error::Transport {
-            method: "GET".into(),
-            url: url.to_string(),
-            cause: source,
-        })?;
+        let body = transport::read_body(&Method::GET, response, transport::TAGS_PAGE_BODY).await?;
         Ok(Some((next, body)))
     }
 
@@ -214,8 +294,8 @@ impl HttpRegistry {
             // document (which an unknown repository would get) means the
             // route does not exist: go straight to the tag schema from now
             // on, one request per listing instead of two.
-            let body = response.text().await.unwrap_or_default();
-            if !body.contains("\"errors\"") {
+            let body = transport::error_body(response).await;
+            if !String::from_utf8_lossy(&body).contains("\"errors\"") {
                 self.state.no_referrers_api.store(true, Ordering::Relaxed);
             }
         }
@@ -271,5 +351,100 @@ mod tests {
         merge_page(br#"{"name":"x","tags":null}"#, &url, &mut tags).unwrap();
         assert!(tags.tags.is_empty());
         assert!(tags.gcr.is_none());
+    }
+
+    #[test]
+    fn a_page_of_too_many_tags_is_refused_while_parsed() {
+        let mut tags = Tags {
+            tags: Vec::new(),
+            gcr: None,
+        };
+        let url = Url::parse("http://127.0.0.1/v2/x/tags/list").unwrap();
+        let body = format!(r#"{{"tags":[{}"a"]}}"#, r#""a","#.repeat(MAX_PER_PAGE));
+        let err = merge_page(body.as_bytes(), &url, &mut tags).unwrap_err();
+        assert!(err.to_string().contains("more than 100000 items"), "{err}");
+        let body = format!(r#"{{"tags":[{}"a"]}}"#, r#""a","#.repeat(MAX_PER_PAGE - 1));
+        merge_page(body.as_bytes(), &url, &mut tags).unwrap();
+        assert_eq!(tags.tags.len(), MAX_PER_PAGE);
+    }
+
+    mod props {
+        //! Any `tags/list` page and any referrers index: parsed or refused,
+        //! never a panic, in bounded time.
+        use std::time::{Duration, Instant};
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// JSON-ish text from the tokens these bodies are made of.
+        fn jsonish() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    Just("{".to_owned()),
+                    Just("}".to_owned()),
+                    Just("[".to_owned()),
+                    Just("]".to_owned()),
+                    Just(",".to_owned()),
+                    Just(":".to_owned()),
+                    Just("null".to_owned()),
+                    Just("\"tags\"".to_owned()),
+                    Just("\"manifest\"".to_owned()),
+                    Just("\"tag\"".to_owned()),
+                    Just("\"mediaType\"".to_owned()),
+                    Just("\"manifests\"".to_owned()),
+                    Just("\"digest\"".to_owned()),
+                    Just("\"size\"".to_owned()),
+                    Just("\"schemaVersion\":2".to_owned()),
+                    Just(format!("\"{}\"", Digest::of(b"x"))),
+                    "\"[a-z0-9.:/+-]{0,20}\"",
+                    "-?[0-9]{1,25}",
+                ],
+                0..60,
+            )
+            .prop_map(|parts| parts.concat())
+        }
+
+        fn check(body: &[u8]) {
+            let started = Instant::now();
+            let url = Url::parse("http://127.0.0.1/v2/x/tags/list").unwrap();
+            let mut tags = Tags {
+                tags: Vec::new(),
+                gcr: None,
+            };
+            let _ = merge_page(body, &url, &mut tags);
+            if let Ok(index) =
+                Manifest::new(Some(manifest::OCI_INDEX), Bytes::copy_from_slice(body))
+            {
+                let _ = index.child_manifests();
+            }
+            assert!(started.elapsed() < Duration::from_secs(1));
+        }
+
+        proptest! {
+            #[test]
+            fn any_bytes(body in prop::collection::vec(any::<u8>(), 0..4096)) {
+                check(&body);
+            }
+
+            #[test]
+            fn json_like_text(body in jsonish()) {
+                check(body.as_bytes());
+            }
+
+            #[test]
+            fn pages_shaped_like_real_ones(
+                tags in prop::collection::vec("[a-zA-Z0-9._-]{0,40}", 0..50),
+                digest in "[a-z0-9:]{0,80}",
+            ) {
+                let list: Vec<String> = tags.iter().map(|t| format!("{t:?}")).collect();
+                let body = format!(
+                    r#"{{"name":"x","tags":[{}],"manifest":{{"{digest}":{{"mediaType":"m","tag":[{}]}}}}}}"#,
+                    list.join(","),
+                    list.join(",")
+                );
+                check(body.as_bytes());
+            }
+        }
     }
 }

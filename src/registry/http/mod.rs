@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
@@ -27,6 +27,7 @@ use super::{Inventory, Registry};
 
 mod auth;
 mod client;
+mod headers;
 mod limit;
 mod listing;
 mod retry;
@@ -121,7 +122,7 @@ impl HttpRegistry {
         if response.status() == StatusCode::UNAUTHORIZED
             && let Some(value) = transport::header_str(response, WWW_AUTHENTICATE.as_str())
         {
-            self.state.auth.set_challenge(auth::parse_challenge(value));
+            self.state.auth.set_challenge(headers::challenge(value));
         }
     }
 
@@ -140,7 +141,7 @@ impl HttpRegistry {
                 url: response.url().to_string(),
                 reason: "upload response has no Location header".into(),
             })?;
-        base.join(location).map_err(|e| Error::InvalidResponse {
+        headers::location(base, location).map_err(|e| Error::InvalidResponse {
             url: response.url().to_string(),
             reason: format!("bad Location header: {e}"),
         })
@@ -236,35 +237,16 @@ impl HttpRegistry {
             .header(ACCEPT, &manifest::MANIFEST_MEDIA_TYPES.join(", "))
     }
 
-    /// Read a manifest body, refusing more than [`MAX_MANIFEST_BYTES`].
+    /// Read a manifest body, refusing more than [`MAX_MANIFEST_BYTES`] and
+    /// a body that takes longer than its deadline (`transport::MANIFEST_BODY`).
     async fn read_manifest_body(&self, response: Response, location: &str) -> Result<Bytes> {
-        let url = response.url().to_string();
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_MANIFEST_BYTES as u64)
-        {
-            return Err(Error::ManifestTooLarge {
+        match transport::read_body(&Method::GET, response, transport::MANIFEST_BODY).await {
+            Err(Error::BodyTooLarge { .. }) => Err(Error::ManifestTooLarge {
                 location: location.to_owned(),
                 limit: MAX_MANIFEST_BYTES,
-            });
+            }),
+            other => other,
         }
-        let mut body = BytesMut::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| Error::Transport {
-                method: "GET".into(),
-                url: url.clone(),
-                cause: source,
-            })?;
-            if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
-                return Err(Error::ManifestTooLarge {
-                    location: location.to_owned(),
-                    limit: MAX_MANIFEST_BYTES,
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
     }
 }
 
@@ -276,22 +258,20 @@ fn same_origin(a: &Url, b: &Url) -> bool {
 /// The `Content-Length` header. Read from the header itself: for HEAD
 /// responses `Response::content_length` reports the (empty) body instead.
 fn header_length(response: &Response) -> Option<u64> {
-    transport::header_str(response, "content-length")?
-        .parse()
-        .ok()
+    headers::content_length(transport::header_str(response, "content-length")?)
 }
 
 /// The `Docker-Content-Digest` header, when present and well-formed.
 fn content_digest(response: &Response) -> Option<Digest> {
-    transport::header_str(response, "docker-content-digest")?
-        .parse()
-        .ok()
+    headers::content_digest(transport::header_str(response, "docker-content-digest")?)
 }
 
 /// The media type of a response, without parameters such as `charset`.
 fn content_type(response: &Response) -> Option<String> {
-    let value = transport::header_str(response, CONTENT_TYPE.as_str())?;
-    Some(value.split(';').next().unwrap_or(value).trim().to_owned())
+    Some(headers::media_type(transport::header_str(
+        response,
+        CONTENT_TYPE.as_str(),
+    )?))
 }
 
 /// Single attempts of the operations; the trait methods retry them.
