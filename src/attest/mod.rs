@@ -19,7 +19,7 @@ pub mod verify;
 use std::path::Path;
 
 use crate::sign::store::Counts;
-use crate::sign::{Place, Signer, bundle_referrers, predicate_of};
+use crate::sign::{Place, Signer, Statement, bundle_referrers, predicate_of};
 use statement::{PROMOTION_PREDICATE, Promotion, RunFacts, SLSA_PREDICATE};
 
 /// What went wrong while writing or checking attestations.
@@ -156,21 +156,35 @@ impl Attestations {
         }
         let mut run = self.run.clone();
         run.promoted_on = crate::sign::bundle::rfc3339(crate::sign::now());
-        for (kind, predicate) in &missing {
-            let body = if *kind == KIND_RECORD {
-                statement::promotion_record(promotion, &run)
-            } else {
-                statement::slsa_provenance(promotion, &run)
-            };
-            signer
-                .put_statement(
-                    place,
-                    &promotion.digest,
-                    &body,
-                    predicate,
-                    &[(ANN_KIND, kind)],
-                )
-                .await?;
+        let bodies: Vec<Vec<u8>> = missing
+            .iter()
+            .map(|(kind, _)| {
+                if *kind == KIND_RECORD {
+                    statement::promotion_record(promotion, &run)
+                } else {
+                    statement::slsa_provenance(promotion, &run)
+                }
+            })
+            .collect();
+        let kinds: Vec<[(&str, &str); 1]> = missing
+            .iter()
+            .map(|(kind, _)| [(ANN_KIND, *kind)])
+            .collect();
+        let statements: Vec<Statement<'_>> = missing
+            .iter()
+            .zip(&bodies)
+            .zip(&kinds)
+            .map(|(((_, predicate), body), kind)| Statement {
+                body,
+                predicate_type: predicate,
+                annotations: kind,
+            })
+            .collect();
+        // All of them, then one update of the tag-schema index.
+        signer
+            .put_statements(place, &promotion.digest, &statements)
+            .await?;
+        for _ in &missing {
             Counts::bump(&signer.counts.attested);
         }
         Ok(missing.len())

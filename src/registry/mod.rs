@@ -147,6 +147,16 @@ pub trait Registry: Send + Sync + fmt::Debug {
         manifest: &Manifest,
     ) -> Result<()>;
 
+    /// Store a referrer (a manifest with a `subject`) under its digest.
+    /// `Ok(true)` when the registry said it indexed it for its referrers API
+    /// (`OCI-Subject` on the answer, OCI distribution spec 1.1): then no
+    /// `sha256-<hex>` tag-schema index is needed.
+    async fn push_referrer(&self, repo: &RepoName, manifest: &Manifest) -> Result<bool> {
+        self.push_manifest(repo, &Reference::Digest(manifest.digest()), manifest)
+            .await?;
+        Ok(false)
+    }
+
     /// Manifests whose `subject` is `subject`: the referrers API, or the
     /// `sha256-<hex>` tag-schema index where the registry has no such API.
     async fn list_referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>>;

@@ -301,6 +301,9 @@ impl Signer {
         if existing_layers.iter().any(|l| l.digest == payload_digest) {
             return Ok(false);
         }
+        // No signature for an image that is not there (one whose copy
+        // failed on this destination).
+        self.subject_descriptor(place, &subject.digest).await?;
         let cert = self.certificate().await?;
         let signature = self.signing_key().sign(&payload);
         let verifier_pem = match &cert {
@@ -364,10 +367,29 @@ impl Signer {
         }
     }
 
+    /// The descriptor of `digest` in `place`, which must be there.
+    async fn subject_descriptor(
+        &self,
+        place: &Place,
+        digest: &Digest,
+    ) -> Result<Descriptor, Error> {
+        Counts::bump(&self.counts.reads);
+        place
+            .registry
+            .head_manifest(&place.repo, &Reference::Digest(*digest))
+            .await
+            .map_err(|source| Error::Registry {
+                what: format!("reading {place}@{digest}"),
+                source,
+            })?
+            .ok_or_else(|| Error::Format(format!("{place}@{digest} is not there to sign")))
+    }
+
     /// DSSE-sign the in-toto `statement` (of predicate type
     /// `predicate_type`), log it in Rekor (keyless), and store it as a
     /// sigstore bundle referrer of `digest` in `place` with `annotations`,
-    /// listed in the tag-schema index too. The subject must be there.
+    /// listed in the tag-schema index too unless the registry indexed it
+    /// itself. The subject must be there.
     pub async fn put_statement(
         &mut self,
         place: &Place,
@@ -376,16 +398,65 @@ impl Signer {
         predicate_type: &str,
         annotations: &[(&str, &str)],
     ) -> Result<(), Error> {
+        let one = Statement {
+            body: statement,
+            predicate_type,
+            annotations,
+        };
+        self.put_statements(place, digest, &[one]).await
+    }
+
+    /// [`Signer::put_statement`] for several statements about one digest:
+    /// the referrers the registry did not index itself go into the
+    /// tag-schema index in one push, so that a registry refusing to rewrite
+    /// that tag refuses at most once.
+    pub async fn put_statements(
+        &mut self,
+        place: &Place,
+        digest: &Digest,
+        statements: &[Statement<'_>],
+    ) -> Result<(), Error> {
+        let subject_desc = self.subject_descriptor(place, digest).await?;
+        let mut unlisted = Vec::new();
+        for s in statements {
+            let referrer = self
+                .referrer_of(
+                    place,
+                    &subject_desc,
+                    s.body,
+                    s.predicate_type,
+                    s.annotations,
+                )
+                .await?;
+            let reg = place.registry.as_ref();
+            if !store::push_referrer(reg, &place.repo, &referrer, &self.counts).await? {
+                unlisted.push(referrer_descriptor(&referrer)?);
+            }
+        }
+        if unlisted.is_empty() {
+            return Ok(());
+        }
+        store::add_to_fallback_index(
+            place.registry.as_ref(),
+            &place.repo,
+            digest,
+            &unlisted,
+            &self.counts,
+        )
+        .await
+    }
+
+    /// Sign, log and build the bundle referrer of one statement, with its
+    /// blobs stored in `place`; the manifest itself is the caller's to push.
+    async fn referrer_of(
+        &mut self,
+        place: &Place,
+        subject_desc: &Descriptor,
+        statement: &[u8],
+        predicate_type: &str,
+        annotations: &[(&str, &str)],
+    ) -> Result<registry::Manifest, Error> {
         let reg = place.registry.as_ref();
-        Counts::bump(&self.counts.reads);
-        let subject_desc = reg
-            .head_manifest(&place.repo, &Reference::Digest(*digest))
-            .await
-            .map_err(|source| Error::Registry {
-                what: format!("reading {place}@{digest}"),
-                source,
-            })?
-            .ok_or_else(|| Error::Format(format!("{place}@{digest} is not there to sign")))?;
         let cert = self.certificate().await?;
         let signature = self
             .signing_key()
@@ -405,30 +476,26 @@ impl Signer {
         let created = bundle::rfc3339(now());
         let referrer = bundle::referrer(
             &bundle_bytes,
-            &subject_desc,
+            subject_desc,
             predicate_type,
             annotations,
             &created,
         )?;
         store::put_blob(reg, &place.repo, bundle::empty_blob(), &self.counts).await?;
         store::put_blob(reg, &place.repo, bundle_bytes.into(), &self.counts).await?;
-        store::push_manifest(
-            reg,
-            &place.repo,
-            &Reference::Digest(referrer.digest()),
-            &referrer,
-            &self.counts,
-        )
-        .await?;
-        store::add_to_fallback_index(
-            reg,
-            &place.repo,
-            digest,
-            &[referrer_descriptor(&referrer)?],
-            &self.counts,
-        )
-        .await
+        Ok(referrer)
     }
+}
+
+/// One in-toto statement to store as a bundle referrer.
+#[derive(Clone, Copy, Debug)]
+pub struct Statement<'a> {
+    /// The statement's JSON.
+    pub body: &'a [u8],
+    /// Its predicate type.
+    pub predicate_type: &'a str,
+    /// Annotations of the referrer manifest.
+    pub annotations: &'a [(&'a str, &'a str)],
 }
 
 /// The descriptor of a bundle referrer as the referrers API lists it: its

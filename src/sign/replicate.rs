@@ -70,7 +70,9 @@ pub async fn replicate(
 }
 
 /// Write `artifacts` (read from `from`) to `to`. Returns whether anything
-/// was written.
+/// was written. Nothing is written where the image itself is not (its copy
+/// failed there): that is an error naming it, checked once something is
+/// missing, so that a run with nothing to write reads no more.
 pub async fn write(
     from: &Place,
     artifacts: &Artifacts,
@@ -124,6 +126,7 @@ async fn write_legacy(
             (built.manifest, Some(Ok(built.config)))
         }
     };
+    store::require_subject(dst, &to.repo, digest, counts).await?;
     for layer in &cosign::layers(&manifest)? {
         if source_layers.contains(layer) {
             store::copy_blob(src, &from.repo, dst, &to.repo, layer, counts).await?;
@@ -151,22 +154,27 @@ async fn write_bundles(
 ) -> Result<bool, Error> {
     let (src, dst) = (from.registry.as_ref(), to.registry.as_ref());
     let present = bundle_referrers(dst, &to.repo, digest, counts).await?;
-    let mut added = Vec::new();
+    let mut unlisted = Vec::new();
+    let mut wrote = false;
     for (referrer, manifest) in bundles {
         if present.iter().any(|p| p.digest == referrer.digest) {
             continue;
         }
+        if !wrote {
+            store::require_subject(dst, &to.repo, digest, counts).await?;
+        }
         for blob in manifest.blobs().map_err(|e| Error::Format(e.to_string()))? {
             store::copy_blob(src, &from.repo, dst, &to.repo, &blob, counts).await?;
         }
-        let reference = Reference::Digest(referrer.digest);
-        store::push_manifest(dst, &to.repo, &reference, manifest, counts).await?;
-        added.push(referrer.clone());
+        if !store::push_referrer(dst, &to.repo, manifest, counts).await? {
+            unlisted.push(referrer.clone());
+        }
+        wrote = true;
     }
-    if added.is_empty() {
-        return Ok(false);
+    // Listed once all are there: one index update for all of them, and
+    // none for those the registry indexed itself (`OCI-Subject`).
+    if !unlisted.is_empty() {
+        store::add_to_fallback_index(dst, &to.repo, digest, &unlisted, counts).await?;
     }
-    // Listed once all are there: one index update for all of them.
-    store::add_to_fallback_index(dst, &to.repo, digest, &added, counts).await?;
-    Ok(true)
+    Ok(wrote)
 }

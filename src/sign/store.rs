@@ -120,7 +120,31 @@ pub async fn get_manifest(
     }
 }
 
-/// Push a manifest and count it.
+/// Fails unless `digest` is in `repo`: signatures go only where the image
+/// landed (a destination whose copy failed gets none).
+pub async fn require_subject(
+    reg: &dyn Registry,
+    repo: &RepoName,
+    digest: &Digest,
+    counts: &Counts,
+) -> Result<(), Error> {
+    Counts::bump(&counts.reads);
+    let found = reg
+        .head_manifest(repo, &Reference::Digest(*digest))
+        .await
+        .map_err(reg_err(format!("reading {}/{repo}@{digest}", reg.name())))?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(Error::Format(format!(
+            "{}/{repo}@{digest} is not there (its copy failed): no signature is written for it",
+            reg.name()
+        ))),
+    }
+}
+
+/// Push a manifest and count it. A registry that refuses to rewrite a tag
+/// (immutable tags: ECR IMMUTABLE repositories, Harbor immutability rules)
+/// gets an error that says so and how to allow it.
 pub async fn push_manifest(
     reg: &dyn Registry,
     repo: &RepoName,
@@ -129,14 +153,70 @@ pub async fn push_manifest(
     counts: &Counts,
 ) -> Result<(), Error> {
     Counts::bump(&counts.manifests_pushed);
-    reg.push_manifest(repo, reference, manifest)
-        .await
-        .map_err(reg_err(format!(
+    match reg.push_manifest(repo, reference, manifest).await {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(reference, Reference::Tag(_)) && is_tag_refusal(&e) => Err(
+            Error::Format(refusal_message(reg.name(), repo, reference, &e, "")),
+        ),
+        Err(e) => Err(reg_err(format!(
             "pushing {}/{repo}:{reference}",
             reg.name()
+        ))(e)),
+    }
+}
+
+/// Push a referrer by digest and count it. `Ok(true)` when the registry
+/// said it indexed it (`OCI-Subject`): no tag-schema index is needed.
+pub async fn push_referrer(
+    reg: &dyn Registry,
+    repo: &RepoName,
+    referrer: &Manifest,
+    counts: &Counts,
+) -> Result<bool, Error> {
+    Counts::bump(&counts.manifests_pushed);
+    reg.push_referrer(repo, referrer)
+        .await
+        .map_err(reg_err(format!(
+            "pushing {}/{repo}@{}",
+            reg.name(),
+            referrer.digest()
         )))
 }
 
+/// True when `e` is a registry refusing to rewrite an existing tag: 412
+/// (Harbor immutability rules, goharbor/harbor#17332), or 400/409 whose
+/// message says the tag is immutable or exists already (ECR `TAG_INVALID`
+/// "... cannot be overwritten because the repository is immutable").
+pub fn is_tag_refusal(e: &registry::Error) -> bool {
+    let registry::Error::Status { status, body, .. } = e else {
+        return false;
+    };
+    let body = body.to_ascii_lowercase();
+    *status == 412
+        || matches!(status, 400 | 409)
+            && (body.contains("immutable") || body.contains("already exists"))
+}
+
+/// What to say when `reg` refused to rewrite `reference`: the registry,
+/// repository, status and its own message, what was not stored, and how
+/// to allow it.
+fn refusal_message(
+    host: &str,
+    repo: &RepoName,
+    reference: &Reference,
+    e: &registry::Error,
+    not_stored: &str,
+) -> String {
+    let (status, message) = match e {
+        registry::Error::Status { status, body, .. } => (*status, body.as_str()),
+        _ => (0, ""),
+    };
+    format!(
+        "{host}/{repo}: the registry refused to rewrite tag {reference} (HTTP {status}: {message}), \
+         so it is immutable there{not_stored}; to allow it, {}",
+        registry::http::immutable_tags_hint(host)
+    )
+}
 /// Store `bytes` as a blob unless the repository has it.
 pub async fn put_blob(
     reg: &dyn Registry,
@@ -222,13 +302,16 @@ pub async fn copy_blob(
                 return Ok(());
             }
             Counts::bump(&counts.blobs_pushed);
-            if from.name() == to.name()
-                && to
-                    .mount_blob(to_repo, &desc.digest, from_repo)
-                    .await
-                    .map_err(reg_err(what.clone()))?
-            {
-                return Ok(());
+            // A declined or failed mount is no failure: the blob is copied
+            // instead (GHCR, Docker Hub and Harbor may refuse mounts).
+            if from.name() == to.name() {
+                match to.mount_blob(to_repo, &desc.digest, from_repo).await {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::debug!(digest = %desc.digest, error = %e, "mount failed; copying instead");
+                    }
+                }
             }
             let blob = from
                 .get_blob(from_repo, &desc.digest)
@@ -249,7 +332,12 @@ struct RawIndex {
 
 /// Add `referrers` to the tag-schema index of `subject` (`sha256-<hex>`),
 /// keeping every entry already listed: one read and at most one push.
-/// Nothing is pushed when all are listed.
+/// Nothing is pushed when all are listed. The tag is read for what it is:
+/// a registry may resolve it to the subject itself (GitLab,
+/// oras-project/oras-go#1396), and that is never rewritten. Where the tag
+/// cannot be written (that, or an immutable tag), the registry's own
+/// referrers API may list them anyway; only when it does not is it an
+/// error, naming what is not listed.
 pub async fn add_to_fallback_index(
     reg: &dyn Registry,
     repo: &RepoName,
@@ -260,6 +348,26 @@ pub async fn add_to_fallback_index(
     let tag = Reference::tag(&subject.referrers_tag())
         .map_err(|e| Error::Format(format!("referrers tag: {e}")))?;
     let mut listed = match get_manifest(reg, repo, &tag, counts).await? {
+        Some(found) if found.digest() == *subject || !found.is_index() => {
+            if listed_by_api(reg, repo, subject, referrers, counts).await? {
+                return Ok(());
+            }
+            return Err(Error::Format(format!(
+                "{}/{repo}: tag {tag} resolves to {} ({}), not to an index of referrers, so it is \
+                 left alone and {} referrer(s) of {subject} are stored but not listed: {}; this \
+                 registry has no referrers API either, so only the legacy `.sig` format is found \
+                 there (`--signature-format legacy` for it)",
+                reg.name(),
+                found.digest(),
+                if found.digest() == *subject {
+                    "the subject itself"
+                } else {
+                    "a manifest"
+                },
+                referrers.len(),
+                digests(referrers),
+            )));
+        }
         Some(index) => {
             serde_json::from_slice::<RawIndex>(index.bytes())
                 .map_err(|e| Error::Format(format!("unreadable referrers index: {e}")))?
@@ -279,5 +387,59 @@ pub async fn add_to_fallback_index(
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed});
     let index = Manifest::new(Some(OCI_INDEX), Bytes::from(index.to_string()))
         .map_err(|e| Error::Format(e.to_string()))?;
-    push_manifest(reg, repo, &tag, &index, counts).await
+    Counts::bump(&counts.manifests_pushed);
+    match reg.push_manifest(repo, &tag, &index).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_tag_refusal(&e) => {
+            if listed_by_api(reg, repo, subject, referrers, counts).await? {
+                return Ok(());
+            }
+            let not_stored = format!(
+                " and {} referrer(s) of {subject} are stored but not listed: {}",
+                referrers.len(),
+                digests(referrers)
+            );
+            Err(Error::Format(refusal_message(
+                reg.name(),
+                repo,
+                &tag,
+                &e,
+                &not_stored,
+            )))
+        }
+        Err(e) => Err(reg_err(format!("pushing {}/{repo}:{tag}", reg.name()))(e)),
+    }
+}
+
+/// True when the registry lists every one of `referrers` of `subject`
+/// (its referrers API; the tag schema where it has none).
+async fn listed_by_api(
+    reg: &dyn Registry,
+    repo: &RepoName,
+    subject: &Digest,
+    referrers: &[Descriptor],
+    counts: &Counts,
+) -> Result<bool, Error> {
+    Counts::bump(&counts.reads);
+    let found = match reg.list_referrers(repo, subject).await {
+        Ok(found) => found,
+        Err(registry::Error::NotFound { .. }) => Vec::new(),
+        Err(e) => {
+            return Err(reg_err(format!(
+                "listing referrers of {}/{repo}@{subject}",
+                reg.name()
+            ))(e));
+        }
+    };
+    Ok(referrers
+        .iter()
+        .all(|r| found.iter().any(|f| f.digest == r.digest)))
+}
+
+fn digests(descriptors: &[Descriptor]) -> String {
+    descriptors
+        .iter()
+        .map(|d| d.digest.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

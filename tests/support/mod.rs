@@ -1,7 +1,9 @@
 //! Test support shared by the `registry_*` integration tests: real servers
-//! on 127.0.0.1 (the Debian `docker-registry` in four configurations, a token
-//! server signing ES256 JWTs), generated test images, `skopeo` as an
-//! independent client, and peak-memory measurement.
+//! on 127.0.0.1 (the Debian `docker-registry` in four configurations,
+//! `ferro-oci-server` with the referrers API, a token server signing ES256
+//! JWTs), profile fronts that answer as ECR, GHCR, Harbor, Quay, GitLab and
+//! Docker Hub do, generated test images, `skopeo` as an independent client,
+//! and peak-memory measurement.
 //!
 //! Every server listens on a random loopback port and is killed on drop.
 #![allow(dead_code)] // Each test crate uses a different part of the support.
@@ -9,6 +11,8 @@
 pub mod certs;
 pub mod conformance;
 pub mod hostile;
+pub mod ferro;
+pub mod front;
 pub mod image;
 pub mod promote;
 pub mod server;

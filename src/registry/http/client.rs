@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 use url::Url;
 
 use super::limit::{HostLimiter, RateOptions, host_key};
+use super::quirks::{self, Quirks};
 use super::retry::RetryOptions;
 use super::stats::HostStats;
 use super::transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_STALL_TIMEOUT, Transport};
@@ -92,8 +93,14 @@ pub(super) struct HostState {
     pub retry: RetryOptions,
     /// The limiter of the API endpoint, whose counters also count retries.
     pub limiter: Arc<HostLimiter>,
-    /// The host answered the referrers API with a plain 404: it has none.
-    pub no_referrers_api: std::sync::atomic::AtomicBool,
+    /// Repositories whose referrers API answered a plain 404: the route is
+    /// not there (a host may route it per repository, behind a proxy).
+    pub no_referrers_api: Mutex<std::collections::HashSet<String>>,
+    /// What this host is known for beyond what it answers (`quirks.rs`).
+    pub quirks: Quirks,
+    /// Largest chunk this host has accepted after refusing a larger one
+    /// with 416: later uploads start there. 0 until then.
+    pub learned_chunk_max: std::sync::atomic::AtomicUsize,
 }
 
 impl HttpClient {
@@ -152,6 +159,8 @@ impl HttpClient {
                         .host(&endpoint_key(&endpoint)),
                     endpoint,
                     no_referrers_api: Default::default(),
+                    quirks: quirks::for_host(host),
+                    learned_chunk_max: Default::default(),
                 })
             })
             .clone();

@@ -5,6 +5,7 @@
 //! tag schema; a host found without the API is asked for the tag only).
 
 use std::sync::atomic::Ordering;
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -168,7 +169,12 @@ impl HttpRegistry {
             tags: Vec::new(),
             gcr: None,
         };
-        let page_size = self.state.tags_page_size.unwrap_or(PAGE_SIZE);
+        let asked = self.state.tags_page_size.unwrap_or(PAGE_SIZE);
+        let page_size = self
+            .state
+            .quirks
+            .max_page
+            .map_or(asked, |cap| asked.min(cap));
         let mut url = self.url(repo, &format!("tags/list?n={page_size}")).await?;
         let mut seen = std::collections::HashSet::from([url.clone()]);
         for _ in 0..MAX_PAGES {
@@ -240,10 +246,23 @@ impl HttpRegistry {
         wanted: &(dyn for<'t> Fn(&'t str) -> bool + Sync + '_),
     ) -> Result<Inventory> {
         let tags = self.tags_pages(repo).await?;
-        if let Some(inventory) = tags.gcr {
-            return Ok(inventory);
-        }
-        let wanted_tags = tags.tags.into_iter().filter(|t| wanted(t));
+        // The GCR map, where there is one, is incomplete past 10,000 tags
+        // (go-containerregistry `pkg/v1/google/list.go`): the tags it lacks
+        // are resolved one by one like those of any registry.
+        let mut inventory = tags.gcr.unwrap_or_default();
+        let mapped: std::collections::HashSet<&str> = inventory
+            .manifests
+            .values()
+            .flat_map(|e| e.tags.iter().map(String::as_str))
+            .collect();
+        let unmapped: Vec<String> = tags
+            .tags
+            .iter()
+            .filter(|t| !mapped.contains(t.as_str()))
+            .cloned()
+            .collect();
+        drop(mapped);
+        let wanted_tags = unmapped.into_iter().filter(|t| wanted(t));
         let heads: Vec<(String, Option<Descriptor>)> = futures_util::stream::iter(wanted_tags)
             .map(|tag| async move {
                 let reference = Reference::Tag(tag.clone());
@@ -253,7 +272,6 @@ impl HttpRegistry {
             .buffer_unordered(INVENTORY_CONCURRENCY)
             .try_collect()
             .await?;
-        let mut inventory = Inventory::default();
         for (tag, head) in heads {
             // A tag deleted between the listing and the HEAD is simply gone.
             let Some(head) = head else { continue };
@@ -264,44 +282,85 @@ impl HttpRegistry {
         Ok(inventory)
     }
 
-    /// Referrers of `subject`: `GET /v2/<repo>/referrers/<digest>`, or on 404
-    /// (no API, as in distribution 2.8) the `sha256-<hex>` tag's index.
+    /// Referrers of `subject`: `GET /v2/<repo>/referrers/<digest>`, every
+    /// page of it (`Link`), or the `sha256-<hex>` tag's index where the API
+    /// is not there. A plain 404 (not an OCI error document) means the route
+    /// does not exist: this repository is asked for the tag only from then
+    /// on. Quay answers 400 for some subjects it does not know
+    /// (quay/quay#2597): no referrers there, and the tag schema is read.
     pub(super) async fn referrers(
         &self,
         repo: &RepoName,
         subject: &Digest,
     ) -> Result<Vec<Descriptor>> {
-        if !self.state.no_referrers_api.load(Ordering::Relaxed) {
-            let url = self.url(repo, &format!("referrers/{subject}")).await?;
-            let request = transport::Request::new(Method::GET, url.clone())
-                .header(ACCEPT, manifest::OCI_INDEX);
-            let response = self.call(request, &[scope(repo, false)], repo).await?;
-            if response.status().is_success() {
-                let body = self
-                    .read_manifest_body(
-                        response,
-                        &format!("{}@{subject} referrers", self.location(repo)),
-                    )
-                    .await?;
-                let index = Manifest::new(Some(manifest::OCI_INDEX), body)?;
-                return index.child_manifests();
-            }
-            if !transport::is_not_found(response.status()) {
-                return Err(self.fail(&Method::GET, repo, response, "pull").await);
-            }
-            // A registry that serves the referrers API never answers 404
-            // (OCI distribution spec 1.1). A 404 that is not an OCI error
-            // document (which an unknown repository would get) means the
-            // route does not exist: go straight to the tag schema from now
-            // on, one request per listing instead of two.
-            let body = transport::error_body(response).await;
-            if !String::from_utf8_lossy(&body).contains("\"errors\"") {
-                self.state.no_referrers_api.store(true, Ordering::Relaxed);
+        if !self.no_referrers_api(repo) {
+            let mut url = self.url(repo, &format!("referrers/{subject}")).await?;
+            let mut found = Vec::new();
+            for _ in 0..MAX_PAGES {
+                let request = transport::Request::new(Method::GET, url.clone())
+                    .header(ACCEPT, manifest::OCI_INDEX);
+                let response = self.call(request, &[scope(repo, false)], repo).await?;
+                let status = response.status();
+                if status.is_success() {
+                    let next = next_link(&response);
+                    let body = self
+                        .read_manifest_body(
+                            response,
+                            &format!("{}@{subject} referrers", self.location(repo)),
+                        )
+                        .await?;
+                    let index = Manifest::new(Some(manifest::OCI_INDEX), body)?;
+                    found.extend(index.child_manifests()?);
+                    let Some(next) = next else {
+                        return Ok(found);
+                    };
+                    url = url.join(&next).map_err(|e| Error::InvalidResponse {
+                        url: url.to_string(),
+                        reason: format!("bad Link header: {e}"),
+                    })?;
+                    continue;
+                }
+                if status == reqwest::StatusCode::BAD_REQUEST && found.is_empty() {
+                    break;
+                }
+                if !transport::is_not_found(status) || !found.is_empty() {
+                    return Err(self.fail(&Method::GET, repo, response, "pull").await);
+                }
+                // A registry that serves the referrers API never answers 404
+                // for a known repository (OCI distribution spec 1.1).
+                let body = transport::error_body(response).await;
+                if !String::from_utf8_lossy(&body).contains("\"errors\"") {
+                    self.note_no_referrers_api(repo);
+                }
+                break;
             }
         }
+        self.referrers_from_tag(repo, subject).await
+    }
+
+    fn no_referrers_api(&self, repo: &RepoName) -> bool {
+        let set = self.state.no_referrers_api.lock();
+        set.unwrap_or_else(|p| p.into_inner())
+            .contains(repo.as_str())
+    }
+
+    fn note_no_referrers_api(&self, repo: &RepoName) {
+        let set = self.state.no_referrers_api.lock();
+        set.unwrap_or_else(|p| p.into_inner())
+            .insert(repo.as_str().to_owned());
+    }
+
+    /// The `sha256-<hex>` tag's index, when it is one: a registry may
+    /// resolve that tag to the subject itself (GitLab,
+    /// oras-project/oras-go#1396), which is no list of referrers.
+    async fn referrers_from_tag(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+    ) -> Result<Vec<Descriptor>> {
         let tag = Reference::Tag(subject.referrers_tag());
         match self.get_manifest_once(repo, &tag).await {
-            Ok(index) if index.is_index() => index.child_manifests(),
+            Ok(index) if index.is_index() && index.digest() != *subject => index.child_manifests(),
             Ok(_) => Ok(Vec::new()),
             Err(Error::NotFound { .. }) => Ok(Vec::new()),
             Err(e) => Err(e),

@@ -30,6 +30,7 @@ mod client;
 mod headers;
 mod limit;
 mod listing;
+mod quirks;
 mod retry;
 mod stats;
 pub(crate) mod transport;
@@ -42,6 +43,14 @@ pub use stats::HostStats;
 pub use transport::USER_AGENT;
 
 use client::HostState;
+
+/// How to let `host` rewrite the signature tags where it refused to: what
+/// the host is known to need (`quirks.rs`), else the general advice.
+pub fn immutable_tags_hint(host: &str) -> &'static str {
+    quirks::for_host(host)
+        .immutable_tags_hint
+        .unwrap_or(quirks::HARBOR_HINT)
+}
 
 /// One OCI distribution registry.
 #[derive(Clone, Debug)]
@@ -133,15 +142,17 @@ impl HttpRegistry {
             .map_err(|e| Error::Setup(format!("{}: {e}", self.state.host)))
     }
 
-    /// Resolve a `Location` header (often relative) against the base URL.
-    async fn resolve_location(&self, response: &Response) -> Result<Url> {
-        let base = self.base().await?;
+    /// Resolve a `Location` header (often relative) against the URL of the
+    /// response that carried it (RFC 3986 section 5): a session on another
+    /// host, or a path relative to the session's own, lands where the
+    /// registry meant.
+    fn resolve_location(&self, response: &Response) -> Result<Url> {
         let location =
             transport::header_str(response, "location").ok_or_else(|| Error::InvalidResponse {
                 url: response.url().to_string(),
                 reason: "upload response has no Location header".into(),
             })?;
-        headers::location(base, location).map_err(|e| Error::InvalidResponse {
+        headers::location(response.url(), location).map_err(|e| Error::InvalidResponse {
             url: response.url().to_string(),
             reason: format!("bad Location header: {e}"),
         })
@@ -338,20 +349,53 @@ impl HttpRegistry {
         Ok(manifest)
     }
 
+    /// HEAD the blob. A 401 or 403 to the HEAD means "unknown", not
+    /// "refused": ECR Public answers HEAD with 401
+    /// (aws/containers-roadmap#2671) and a storage redirect may refuse a
+    /// HEAD with 403. A GET, whose body is not read, then tells; when it is
+    /// refused too, the blob is taken as absent and the upload that follows
+    /// reports what the registry says.
     async fn blob_exists_once(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
         let url = self.url(repo, &format!("blobs/{digest}")).await?;
-        let Some(response) = self
-            .pull(repo, transport::Request::new(Method::HEAD, url))
-            .await?
-        else {
-            return Ok(None);
+        let head = transport::Request::new(Method::HEAD, url.clone());
+        let response = match self.call(head, &[scope(repo, false)], repo).await {
+            Ok(r) if !matches!(r.status(), StatusCode::FORBIDDEN) => r,
+            Ok(_) | Err(Error::Unauthorized { .. }) => {
+                return self.blob_exists_by_get(repo, url).await;
+            }
+            Err(e) => return Err(e),
         };
+        if transport::is_not_found(response.status()) {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(self.fail(&Method::HEAD, repo, response, "pull").await);
+        }
         header_length(&response)
             .map(Some)
             .ok_or_else(|| Error::InvalidResponse {
                 url: response.url().to_string(),
                 reason: "blob HEAD without Content-Length".into(),
             })
+    }
+
+    /// The GET behind a refused blob HEAD: its headers only.
+    async fn blob_exists_by_get(&self, repo: &RepoName, url: Url) -> Result<Option<u64>> {
+        let get = transport::Request::new(Method::GET, url);
+        let response = match self.call(get, &[scope(repo, false)], repo).await {
+            Ok(r) => r,
+            Err(Error::Unauthorized { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let status = response.status();
+        if transport::is_not_found(status) || status == StatusCode::FORBIDDEN {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(self.fail(&Method::GET, repo, response, "pull").await);
+        }
+        // Dropping the response closes the body unread.
+        Ok(response.content_length().or(Some(0)))
     }
 
     async fn get_blob_once(&self, repo: &RepoName, digest: &Digest) -> Result<Blob> {
@@ -382,12 +426,13 @@ impl HttpRegistry {
         Ok(Blob { size, stream })
     }
 
+    /// Push once; `Ok(true)` when the answer carries `OCI-Subject`.
     async fn push_manifest_once(
         &self,
         repo: &RepoName,
         reference: &Reference,
         manifest: &Manifest,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if let Reference::Digest(d) = reference
             && *d != manifest.digest()
         {
@@ -414,7 +459,7 @@ impl HttpRegistry {
                 actual: stored,
             });
         }
-        Ok(())
+        Ok(transport::header_str(&response, "oci-subject").is_some())
     }
 }
 
@@ -489,6 +534,15 @@ impl Registry for HttpRegistry {
     ) -> Result<()> {
         self.retrying("PUT manifest", || {
             self.push_manifest_once(repo, reference, manifest)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn push_referrer(&self, repo: &RepoName, manifest: &Manifest) -> Result<bool> {
+        let reference = Reference::Digest(manifest.digest());
+        self.retrying("PUT manifest", || {
+            self.push_manifest_once(repo, &reference, manifest)
         })
         .await
     }
