@@ -256,6 +256,63 @@ fn google_failure_names_the_host_the_source_the_step_and_the_service_error() {
     assert_eq!(world.promoted("a"), None);
 }
 
+/// Inside one run (the library, one client): the cloud token is exchanged
+/// once for many requests, again shortly before it expires, and once more
+/// when the registry's token realm refuses it mid-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refusal() {
+    use promoter::registry::Registry as _;
+    use promoter::registry::credentials::{CredentialStore, Env};
+    use promoter::registry::http::{HttpClient, HttpOptions};
+    use support::conformance::repo;
+
+    let google = GoogleStandIn::start(LIFETIME);
+    let dest = RegistryServer::start_with(
+        Mode::Token,
+        Login::Check("oauth2accesstoken".into(), google.accepts()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"gcloud"}}}}"#, dest.host),
+    )
+    .unwrap();
+    let env = Env::from_pairs([
+        ("DOCKER_CONFIG", dir.path().to_str().unwrap()),
+        ("GCE_METADATA_HOST", google.host.as_str()),
+    ]);
+    // An empty PATH for helpers: the built-in gcloud answers.
+    let store = CredentialStore::with_env(env).with_helper_path(dir.path().as_os_str().to_owned());
+    let client = HttpClient::new(HttpOptions {
+        credentials: store,
+        ..HttpOptions::default()
+    })
+    .unwrap();
+    let reg = client.registry(&dest.host).unwrap();
+    let image = TestImage::build(63);
+    for name in ["r/one", "r/two", "r/three"] {
+        image.push(&reg, &repo(name), "v1").await;
+    }
+    assert_eq!(
+        google.calls("metadata"),
+        1,
+        "one exchange for many requests"
+    );
+    // Past the refresh point (3/4 of the lifetime), before the expiry.
+    tokio::time::sleep(LIFETIME * 3 / 4 + Duration::from_millis(500)).await;
+    image.push(&reg, &repo("r/four"), "v1").await;
+    assert_eq!(google.calls("metadata"), 2, "refreshed before it expired");
+    // Revoked mid-run: the realm refuses it; one fresh exchange.
+    google.revoke();
+    image.push(&reg, &repo("r/five"), "v1").await;
+    assert_eq!(
+        google.calls("metadata"),
+        3,
+        "re-authenticated once after the refusal"
+    );
+    assert_eq!(reg.list_tags(&repo("r/five")).await.unwrap(), ["v1"]);
+}
+
 fn aws_world(moto: &Moto) -> World {
     World::new(RegistryServer::start_with(
         Mode::Htpasswd,

@@ -118,6 +118,12 @@ impl GoogleStandIn {
         })
     }
 
+    /// Revoke every access token handed out so far (they stop working
+    /// before they expire).
+    pub fn revoke(&self) {
+        self.state.lock().unwrap().access.clear();
+    }
+
     /// Good requests to `endpoint` so far (`oidc`, `sts`, `iam`, `jwt`, `metadata`).
     pub fn calls(&self, endpoint: &str) -> usize {
         self.state
