@@ -87,6 +87,10 @@ pub const NAMES: &[&str] = &[
     "sign",
     "fix",
     "args",
+    // Read from the environment (`INPUT_AWS-ROLE-ARN`, `INPUT_GITHUB-REGISTRY`)
+    // by `registry::credentials`, in the promoter command the action runs.
+    "aws-role-arn",
+    "github-registry",
 ];
 
 /// Every input, parsed.

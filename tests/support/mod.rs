@@ -8,11 +8,13 @@
 //! Every server listens on a random loopback port and is killed on drop.
 #![allow(dead_code)] // Each test crate uses a different part of the support.
 
+pub mod aws;
 pub mod certs;
 pub mod conformance;
 pub mod hostile;
 pub mod ferro;
 pub mod front;
+pub mod google;
 pub mod image;
 pub mod promote;
 pub mod server;

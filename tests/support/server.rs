@@ -29,6 +29,16 @@ pub enum Mode {
     Tls,
 }
 
+/// Whom a registry lets in, for [`RegistryServer::start_with`].
+pub enum Login {
+    /// [`USER`] with [`PASSWORD`].
+    Default,
+    /// This user and password ([`Mode::Htpasswd`]).
+    Password(String, String),
+    /// This user with every password the check accepts ([`Mode::Token`]).
+    Check(String, super::token::PasswordCheck),
+}
+
 /// A running registry.
 pub struct RegistryServer {
     /// `127.0.0.1:<port>`.
@@ -99,6 +109,11 @@ impl RegistryServer {
     /// Start `docker-registry serve` in `mode`, with filesystem storage in a
     /// temporary directory, and wait until it listens.
     pub fn start(mode: Mode) -> RegistryServer {
+        RegistryServer::start_with(mode, Login::Default)
+    }
+
+    /// [`RegistryServer::start`] letting in whom `login` says.
+    pub fn start_with(mode: Mode, login: Login) -> RegistryServer {
         super::require_tools();
         let dir = tempfile::tempdir().expect("registry temp dir");
         let path = |name: &str| -> PathBuf { dir.path().join(name) };
@@ -125,10 +140,14 @@ impl RegistryServer {
             }
             Mode::Htpasswd => {
                 let salt = *b"promoter-salt-16";
-                let hash = bcrypt::hash_with_salt(PASSWORD, 5, salt)
+                let (user, password) = match &login {
+                    Login::Password(user, password) => (user.as_str(), password.as_str()),
+                    _ => (USER, PASSWORD),
+                };
+                let hash = bcrypt::hash_with_salt(password, 5, salt)
                     .expect("bcrypt")
                     .format_for_version(bcrypt::Version::TwoY);
-                std::fs::write(path("htpasswd"), format!("{USER}:{hash}\n")).unwrap();
+                std::fs::write(path("htpasswd"), format!("{user}:{hash}\n")).unwrap();
                 config.push_str(&format!(
                     "auth:\n  htpasswd:\n    realm: promoter-test\n    path: {}\n",
                     path("htpasswd").display()
@@ -137,7 +156,10 @@ impl RegistryServer {
             Mode::Token => {
                 let signer = certs::token_signer();
                 std::fs::write(path("token-ca.pem"), &signer.cert_pem).unwrap();
-                let server = TokenServer::start(&signer, USER, PASSWORD);
+                let server = match login {
+                    Login::Check(user, check) => TokenServer::start_checking(&signer, &user, check),
+                    _ => TokenServer::start(&signer, USER, PASSWORD),
+                };
                 config.push_str(&format!(
                     "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                     server.realm,

@@ -38,9 +38,12 @@ pub struct TokenServer {
     addr: std::net::SocketAddr,
 }
 
+/// Decides whether a password is good (for tokens that expire).
+pub type PasswordCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 struct Grants {
     user: String,
-    password: String,
+    check: PasswordCheck,
     key: p256::ecdsa::SigningKey,
     cert_der: Vec<u8>,
 }
@@ -48,11 +51,17 @@ struct Grants {
 impl TokenServer {
     /// Start serving tokens for `user`/`password`, signed by `signer`.
     pub fn start(signer: &TokenSigner, user: &str, password: &str) -> TokenServer {
+        let password = password.to_owned();
+        TokenServer::start_checking(signer, user, Arc::new(move |p| p == password))
+    }
+
+    /// Start serving tokens for `user` with any password `check` accepts.
+    pub fn start_checking(signer: &TokenSigner, user: &str, check: PasswordCheck) -> TokenServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server");
         let addr = listener.local_addr().expect("token server address");
         let grants = Arc::new(Grants {
             user: user.to_owned(),
-            password: password.to_owned(),
+            check,
             key: p256::ecdsa::SigningKey::from_pkcs8_der(&signer.key_pkcs8_der).expect("token key"),
             cert_der: signer.cert_der.clone(),
         });
@@ -147,17 +156,24 @@ fn serve(
     }
     scopes.lock().unwrap().extend(requested.iter().cloned());
 
-    let expected = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", grants.user, grants.password));
+    let basic_ok = |header: &str| {
+        header
+            .strip_prefix("Basic ")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|d| String::from_utf8(d).ok())
+            .and_then(|t| {
+                let (user, password) = t.split_once(':')?;
+                Some(user == grants.user && (grants.check)(password))
+            })
+            .unwrap_or(false)
+    };
     let (status, body) = match (authorization.as_deref(), refresh_token.as_deref()) {
         (_, Some(REFRESH_TOKEN)) => ("200 OK", token_body(grants, &grants.user, &requested)),
         (_, Some(_)) => (
             "401 Unauthorized",
             r#"{"error":"invalid_grant"}"#.to_owned(),
         ),
-        (Some(a), None) if a == format!("Basic {expected}") => {
-            ("200 OK", token_body(grants, &grants.user, &requested))
-        }
+        (Some(a), None) if basic_ok(a) => ("200 OK", token_body(grants, &grants.user, &requested)),
         (Some(_), None) => (
             "401 Unauthorized",
             r#"{"details":"bad credentials"}"#.to_owned(),

@@ -12,12 +12,12 @@ use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 use url::Url;
 
 use super::headers;
 use super::transport::{self, Request};
-use crate::registry::credentials::{Credential, CredentialStore, Secret};
+use crate::registry::credentials::{Credential, CredentialStore, Found, Secret};
 use crate::registry::error::{Error, Result};
 
 pub(crate) use super::headers::Challenge;
@@ -105,7 +105,11 @@ fn token_expiry(now: Instant, expires_in: Option<u64>) -> Instant {
 pub(crate) struct Auth {
     host: String,
     store: CredentialStore,
-    credential: OnceCell<Option<Credential>>,
+    /// The credential looked up, until its `refresh_at` passes or the
+    /// registry refuses it.
+    credential: Mutex<Option<Option<Found>>>,
+    /// The registry refused the credential: the next lookup exchanges anew.
+    refused: std::sync::atomic::AtomicBool,
     challenge: std::sync::Mutex<Challenge>,
     tokens: Mutex<HashMap<String, CachedToken>>,
 }
@@ -123,19 +127,46 @@ impl Auth {
         Auth {
             host: host.to_owned(),
             store,
-            credential: OnceCell::new(),
+            credential: Mutex::new(None),
+            refused: Default::default(),
             challenge: std::sync::Mutex::new(Challenge::None),
             tokens: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Credentials for this registry, looked up once.
-    pub async fn credential(&self) -> Result<Option<&Credential>> {
-        let found = self
-            .credential
-            .get_or_try_init(|| self.store.lookup(&self.host))
-            .await?;
-        Ok(found.as_ref())
+    /// Credentials for this registry: looked up once, and again when a
+    /// cloud token is about to expire or was refused.
+    pub async fn credential(&self) -> Result<Option<Credential>> {
+        let mut cached = self.credential.lock().await;
+        let refused = self
+            .refused
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        if let Some(found) = &*cached {
+            let expired = found
+                .as_ref()
+                .and_then(|f| f.refresh_at)
+                .is_some_and(|at| at <= Instant::now());
+            if !expired && !refused {
+                return Ok(found.as_ref().map(|f| f.credential.clone()));
+            }
+        }
+        let found = self.store.find(&self.host, refused).await?;
+        let credential = found.as_ref().map(|f| f.credential.clone());
+        *cached = Some(found);
+        Ok(credential)
+    }
+
+    /// The registry refused what was sent: if the credential is a cloud
+    /// token, exchange it anew before the next try (once per refusal).
+    async fn refuse_credential(&self) {
+        let cached = self.credential.lock().await;
+        if cached
+            .as_ref()
+            .is_some_and(|f| f.as_ref().is_some_and(|f| f.refresh_at.is_some()))
+        {
+            self.refused
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     pub fn set_challenge(&self, challenge: Challenge) {
@@ -149,9 +180,11 @@ impl Auth {
             .clone()
     }
 
-    /// Forget the token for `scopes` (the registry refused it).
+    /// Forget the token for `scopes` (the registry refused it), and a cloud
+    /// credential behind it.
     pub async fn forget(&self, scopes: &[String]) {
         self.tokens.lock().await.remove(&scopes.join(" "));
+        self.refuse_credential().await;
     }
 
     /// The `Authorization` header for a request needing `scopes`, if any.
@@ -165,7 +198,7 @@ impl Auth {
             Challenge::None => Ok(None),
             Challenge::Basic => Ok(match self.credential().await? {
                 Some(Credential::Basic { username, password }) => {
-                    Some(basic_header(username, password))
+                    Some(basic_header(&username, &password))
                 }
                 _ => None,
             }),
@@ -177,9 +210,19 @@ impl Auth {
                 {
                     return Ok(Some(t.header.clone()));
                 }
-                let token = self
+                let mut token = self
                     .fetch_token(client, &realm, service.as_deref(), scopes, repository)
-                    .await?;
+                    .await;
+                if matches!(token, Err(Error::Unauthorized { .. })) {
+                    // The realm refused a cloud token: one fresh exchange.
+                    self.refuse_credential().await;
+                    if self.refused.load(std::sync::atomic::Ordering::SeqCst) {
+                        token = self
+                            .fetch_token(client, &realm, service.as_deref(), scopes, repository)
+                            .await;
+                    }
+                }
+                let token = token?;
                 let header = token.header.clone();
                 tokens.insert(key, token);
                 Ok(Some(header))
@@ -199,7 +242,7 @@ impl Auth {
             url: realm.to_owned(),
             reason: format!("token realm is not a URL: {e}"),
         })?;
-        let credential = self.credential().await?.cloned();
+        let credential = self.credential().await?;
         let request = match &credential {
             Some(Credential::IdentityToken(refresh)) => {
                 // OAuth2 refresh-token grant, as docker does for identity tokens.
