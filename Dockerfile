@@ -6,23 +6,37 @@
 # static git is not packaged anywhere we trust; reading the base through the
 # GitHub contents API would be one request per manifest file and would not
 # see what `actions/checkout` fetched. Alpine with git adds ~15 MB.
+#
+# Multi-arch: BuildKit sets TARGETARCH (amd64, arm64) for the platform being
+# built; the release builds each natively (.github/workflows/release.yml).
+# Bases are pinned to a Rust release and an Alpine release; the packages
+# come from that Alpine branch, which takes only security fixes.
 
-FROM rust:1-alpine AS build
+FROM rust:1.95.0-alpine3.22 AS build
+ARG TARGETARCH
 # musl-dev for the C runtime; cmake, make and perl for aws-lc-sys (rustls'
 # default crypto provider) when it cannot use its prebuilt-free cc path.
+# hadolint ignore=DL3018
 RUN apk add --no-cache musl-dev cmake make perl
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 # Strip: the release profile keeps line tables (41 MB unstripped).
 ENV CARGO_PROFILE_RELEASE_STRIP=true
-RUN cargo build --release --target x86_64-unknown-linux-musl --locked \
- && cp target/x86_64-unknown-linux-musl/release/promoter /promoter
+SHELL ["/bin/ash", "-eo", "pipefail", "-c"]
+RUN case "${TARGETARCH:-amd64}" in \
+      amd64) arch=x86_64 ;; \
+      arm64) arch=aarch64 ;; \
+      *) echo "unsupported TARGETARCH=${TARGETARCH}: build linux/amd64 or linux/arm64" >&2; exit 1 ;; \
+    esac \
+ && cargo build --release --target "${arch}-unknown-linux-musl" --locked \
+ && cp "target/${arch}-unknown-linux-musl/release/promoter" /promoter
 
-FROM alpine:3
+FROM alpine:3.22
 # The runner mounts the workspace owned by another user than the
 # container's root: without `safe.directory`, git refuses to read it
 # ("detected dubious ownership in repository").
+# hadolint ignore=DL3018
 RUN apk add --no-cache git ca-certificates \
  && git config --system --add safe.directory '*'
 COPY --from=build /promoter /usr/local/bin/promoter

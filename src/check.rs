@@ -1,10 +1,9 @@
 //! The `check` command: load the manifests (and their base), run every
 //! rule, and report. Returns what happened; `main` maps it to an exit code.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{CheckArgs, ColorChoice, ManifestArgs};
+use crate::cli::{CheckArgs, ManifestArgs};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::manifest::source::{GitTree, Source, WorkTree};
 use crate::manifest::{LoadError, Loaded, load};
@@ -26,6 +25,9 @@ enum Base<'a> {
 fn load_all(args: &ManifestArgs, base: &Base<'_>) -> Result<Loaded, LoadError> {
     let mut loaded = Loaded::default();
     if let Some(file) = &args.manifest {
+        if matches!(base, Base::None) {
+            readable_file(file)?;
+        }
         let (dir, name) = split_file(file);
         let source: Box<dyn Source> = match base {
             Base::None => Box::new(WorkTree::new(dir)),
@@ -48,6 +50,23 @@ fn load_all(args: &ManifestArgs, base: &Base<'_>) -> Result<Loaded, LoadError> {
         loaded.extend(load::thin(source.as_ref())?);
     }
     Ok(loaded)
+}
+
+/// `--manifest FILE` must name a readable file: anything else is an I/O
+/// error of the command (exit 2), not a finding in the manifests.
+fn readable_file(file: &Path) -> Result<(), LoadError> {
+    let io = |source| crate::manifest::source::SourceError::Io {
+        path: file.to_path_buf(),
+        source,
+    };
+    if std::fs::metadata(file).map_err(io)?.is_dir() {
+        return Err(io(std::io::Error::other(
+            "is a directory; for a thin-manifest tree use --thin-manifest-dir",
+        ))
+        .into());
+    }
+    std::fs::File::open(file).map_err(io)?;
+    Ok(())
 }
 
 fn split_file(file: &Path) -> (PathBuf, String) {
@@ -119,13 +138,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     } else {
         Format::Human
     });
-    let stdout = std::io::stdout();
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
-    let mut out = stdout.lock();
+    let color = crate::color::stdout(args.color);
+    let mut out = std::io::stdout().lock();
     report::render(
         format,
         &mut out,

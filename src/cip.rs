@@ -65,18 +65,34 @@ pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
         "--max-image-size: ignored (kpromo ignores it too)",
     );
     note(
-        args.sign == Some(true)
-            || args.signer_account.is_some()
-            || args.max_signature_copies.is_some()
-            || args.max_signature_ops.is_some(),
-        "--sign and the signing flags: signing is not implemented yet; images are promoted unsigned",
+        args.signer_account.is_some(),
+        "--signer-account: not used; promoter signs keylessly as the ambient OIDC identity \
+         (GitHub Actions' token, SIGSTORE_ID_TOKEN, or `promoter run --identity-token-file`). \
+         To sign as that service account, write its identity token to a file \
+         (`gcloud auth print-identity-token --impersonate-service-account=ACCOUNT --audiences=sigstore`) \
+         and run `promoter run --identity-token-file FILE`",
     );
     note(
-        args.certificate_identity.is_some()
-            || args.certificate_oidc_issuer.is_some()
-            || args.certificate_identity_regexp.is_some()
-            || args.certificate_oidc_issuer_regexp.is_some(),
-        "--certificate-*: signature verification is not implemented yet; ignored",
+        args.max_signature_copies.is_some() || args.max_signature_ops.is_some(),
+        "--max-signature-copies/--max-signature-ops: ignored; signing and signature copies share \
+         the requests in flight of --threads (promoter's --concurrency) and each registry's rate limit",
+    );
+    let identity = crate::cli::IdentityArgs {
+        certificate_identity: args.certificate_identity.clone(),
+        certificate_identity_regexp: args.certificate_identity_regexp.clone(),
+        certificate_oidc_issuer: args.certificate_oidc_issuer.clone(),
+        certificate_oidc_issuer_regexp: args.certificate_oidc_issuer_regexp.clone(),
+    };
+    let identity_given = identity.certificate_identity.is_some()
+        || identity.certificate_identity_regexp.is_some()
+        || identity.certificate_oidc_issuer.is_some()
+        || identity.certificate_oidc_issuer_regexp.is_some();
+    note(
+        identity_given,
+        "--certificate-*: staging signatures, where present, must verify and match this identity \
+         and issuer, or the image is neither signed nor replicated (as `promoter run \
+         --certificate-*`); add `--require-signed-source` with `promoter run` to refuse unsigned \
+         staging images too",
     );
 
     let manifests = ManifestArgs {
@@ -101,7 +117,13 @@ pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
         insecure_registry: Vec::new(),
         registry_ca: Vec::new(),
         report: None,
-        signing: Default::default(),
+        signing: Box::new(crate::cli::SigningArgs {
+            // kpromo's `--sign` (default true there): sign when an identity
+            // is available; `--sign=true` makes a missing one an error.
+            sign: args.sign,
+            source_identity: identity,
+            ..Default::default()
+        }),
         shard: None,
         shards: None,
     };
@@ -160,10 +182,35 @@ mod tests {
     }
 
     #[test]
-    fn signing_flags_warn_that_nothing_is_signed() {
-        let (_, notes) =
-            cip(&["--manifest", "m.yaml", "--sign", "--certificate-identity=x"]).unwrap();
-        assert!(notes.iter().any(|n| n.contains("promoted unsigned")));
-        assert!(notes.iter().any(|n| n.contains("--certificate-*")));
+    fn signing_flags_map_to_run_signing() {
+        let (t, notes) = cip(&[
+            "--manifest",
+            "m.yaml",
+            "--sign",
+            "--certificate-identity=https://github.com/o/r/.github/workflows/w.yml@refs/heads/main",
+            "--certificate-oidc-issuer=https://token.actions.githubusercontent.com",
+        ])
+        .unwrap();
+        let Translated::Run(run) = t else { panic!() };
+        assert_eq!(run.signing.sign, Some(true));
+        assert_eq!(
+            run.signing
+                .source_identity
+                .certificate_oidc_issuer
+                .as_deref(),
+            Some("https://token.actions.githubusercontent.com")
+        );
+        assert!(run.signing.source_identity.certificate_identity.is_some());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("staging signatures, where present, must verify"));
+        assert!(notes.iter().all(|n| !n.contains("not implemented")));
+
+        let (t, _) = cip(&["--manifest", "m.yaml", "--sign=false"]).unwrap();
+        let Translated::Run(run) = t else { panic!() };
+        assert_eq!(run.signing.sign, Some(false));
+        let (t, notes) = cip(&["--manifest", "m.yaml", "--signer-account=a@b"]).unwrap();
+        let Translated::Run(run) = t else { panic!() };
+        assert_eq!(run.signing.sign, None);
+        assert!(notes[0].contains("--identity-token-file"), "{notes:?}");
     }
 }

@@ -16,6 +16,44 @@ use crate::shard::Shard;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Flags every command takes, before or after its name.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// More log output on stderr: `-v` info, `-vv` debug, `-vvv` trace.
+    /// `RUST_LOG` (e.g. `promoter=debug`), when set, takes precedence.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output: `-q` errors only, `-qq` none. Reports on stdout are
+    /// unchanged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+
+    /// How log lines on stderr look: `text` for people, `json` (one
+    /// object per line) for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Colour: `auto` follows the terminal and the NO_COLOR,
+    /// CLICOLOR_FORCE and TERM=dumb conventions.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One line per event, for people.
+    #[default]
+    Text,
+    /// One JSON object per event (`timestamp`, `level`, `fields`,
+    /// `target`, `span`, `spans`).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,7 +66,15 @@ pub enum Command {
     /// kpromo's `cip` command line, for jobs that switch without changes.
     Cip(CipArgs),
     /// List every rule `check` knows, with its code and severity.
-    Rules,
+    Rules(RulesArgs),
+    /// Explain one rule (code such as `M301` or name such as
+    /// `tag-conflict`): what it checks, why, and a bad and a good example.
+    Explain(ExplainArgs),
+    /// Print a shell completion script (e.g. `promoter completions bash >
+    /// /etc/bash_completion.d/promoter`).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `promoter man | man -l -`.
+    Man,
     /// Check that every promoted image is signed in every destination, by
     /// the expected identity; `--fix` copies missing signatures over.
     Verify(VerifyArgs),
@@ -86,8 +132,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "RULE")]
     pub ignore: Vec<Code>,
 
-    /// Colour in human output.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    /// Colour in human output: the global `--color`, copied here by `main`.
+    #[arg(skip)]
     pub color: ColorChoice,
 }
 
@@ -107,6 +153,44 @@ impl CheckArgs {
     }
 }
 
+/// `promoter rules`.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// `text` (a table) or `json` (an object with `schema_version` and
+    /// `rules`, see docs/report-schema.md).
+    #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+    pub format: TableFormat,
+}
+
+/// `promoter explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The rule: its code (`M301`) or its name (`tag-conflict`).
+    #[arg(value_name = "RULE")]
+    pub rule: Code,
+
+    /// `text`, or `json` (the same fields as `rules --format json`, plus
+    /// `description`, `bad` and `good`).
+    #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+    pub format: TableFormat,
+}
+
+/// `--format` of commands that print a table or a text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `promoter completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
 /// `run --limiter` (hidden; for benchmarks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LimiterArg {
@@ -117,8 +201,11 @@ pub enum LimiterArg {
 }
 
 /// `--color`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
+    /// Colour when the stream is a terminal, unless NO_COLOR is set and not
+    /// empty or TERM is `dumb`; CLICOLOR_FORCE forces it.
+    #[default]
     Auto,
     Always,
     Never,

@@ -92,6 +92,9 @@ codes! {
     UnexpectedFile = "M107", "unexpected-file", Warning;
     /// The deprecated `imagesPath` key: accepted and ignored.
     DeprecatedKey = "M108", "deprecated-key", Warning;
+    /// A `promoter-manifest.yaml` below `manifests/<project>/`: kpromo
+    /// refuses the tree, and it would never be promoted.
+    NestedManifest = "M109", "nested-manifest", Error;
 
     // M2xx: syntax of values.
     /// A digest that is not `sha256:` and 64 lowercase hex characters.

@@ -1,19 +1,19 @@
-//! The `promoter` binary: parse arguments, run one command, map the outcome
-//! to an exit code (0 clean, 1 findings, 2 usage or I/O error). Errors are
-//! printed once, with their causes; there are no panics to print.
+//! The `promoter` binary: parse arguments, install logging, run one
+//! command, map the outcome to an exit code (0 clean, 1 findings, 2 usage or
+//! I/O error). Errors are printed once, with their causes; there are no
+//! panics to print.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 use promoter::check;
-use promoter::cip;
 use promoter::cli::{Cli, Command, ReportCommand};
-use promoter::diagnostic::Code;
 use promoter::diagnostic::Outcome;
+use promoter::{cip, color, completions, logging, rules};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
             // --help and --version are not errors.
@@ -22,7 +22,19 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match run(&cli) {
+    color::set_global(cli.global.color);
+    if let Command::Check(args) = &mut cli.command {
+        args.color = cli.global.color;
+    }
+    let global = &cli.global;
+    let options = logging::Options::from_env(
+        global.verbose,
+        global.quiet,
+        global.log_format,
+        color::stderr(global.color),
+    );
+    let outcome = logging::init(&options).and_then(|()| run(&cli));
+    match outcome {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Findings) => ExitCode::from(1),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -47,7 +59,10 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
                 eprintln!("promoter cip: {note}");
             }
             match translated {
-                cip::Translated::Check(args) => check::run(&args),
+                cip::Translated::Check(mut args) => {
+                    args.color = cli.global.color;
+                    check::run(&args)
+                }
                 cip::Translated::Run(args) => promote(&args),
             }
         }
@@ -64,16 +79,23 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             runtime.block_on(promoter::verify::command(args))
         }
         Command::Report(ReportCommand::Merge(args)) => promoter::merge::command(args),
-        Command::Rules => {
+        Command::Rules(args) => {
+            rules::list(&mut std::io::stdout().lock(), args.format)?;
+            Ok(Outcome::Clean)
+        }
+        Command::Explain(args) => {
+            let color = color::stdout(cli.global.color);
+            rules::explain(&mut std::io::stdout().lock(), args.rule, args.format, color)?;
+            Ok(Outcome::Clean)
+        }
+        Command::Completions(args) => {
             let mut out = std::io::stdout().lock();
-            for code in Code::ALL {
-                writeln!(
-                    out,
-                    "{code}  {:<8} {}",
-                    code.default_severity(),
-                    code.name()
-                )?;
-            }
+            completions::completions(&mut out, args.shell);
+            out.flush()?;
+            Ok(Outcome::Clean)
+        }
+        Command::Man => {
+            completions::man(&mut std::io::stdout().lock())?;
             Ok(Outcome::Clean)
         }
     }

@@ -30,13 +30,18 @@ fn check_json(args: &[&str], dir: &Path) -> (i32, Vec<Value>) {
     let mut all = vec!["check", "--format", "json"];
     all.extend_from_slice(args);
     let out = promoter(&all, dir);
-    let findings: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e}): {}\nstderr: {}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    assert_eq!(report["schema_version"], 1, "{report}");
+    let findings = report["diagnostics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     (out.status.code().expect("exit code"), findings)
 }
 

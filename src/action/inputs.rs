@@ -80,6 +80,7 @@ pub const NAMES: &[&str] = &[
     "confirm",
     "github-token",
     "fail-on",
+    "show-summary",
     "summary",
     "check-run",
     "comment",
@@ -107,7 +108,8 @@ pub struct Inputs {
     pub github_token: Option<String>,
     /// `comment`: keep one pull-request comment with the plan.
     pub comment: bool,
-    /// `summary`: write the job summary (default true).
+    /// `show-summary` (or the deprecated `summary`, which wins when given):
+    /// write the job summary (default true).
     pub summary: bool,
     /// `check-run`: publish a Check Run with every annotation (default true).
     pub check_run: bool,
@@ -256,7 +258,13 @@ impl Inputs {
             base_ref: get("base-ref"),
             github_token: get("github-token"),
             comment: flag("comment", false)?,
-            summary: flag("summary", true)?,
+            // `show-summary` always arrives (action.yml defaults it); the
+            // deprecated `summary` is empty unless a workflow still sets it.
+            summary: if get("summary").is_some() {
+                flag("summary", true)?
+            } else {
+                flag("show-summary", true)?
+            },
             check_run: flag("check-run", true)?,
             fail_on,
             report: get("report").unwrap_or_else(|| DEFAULT_REPORT.to_string()),
@@ -336,6 +344,29 @@ mod tests {
         assert!(inputs.summary && inputs.check_run && !inputs.comment);
         assert_eq!(inputs.report, DEFAULT_REPORT);
         assert!(!format!("{inputs:?}").contains("ghs_secret"));
+    }
+
+    #[test]
+    fn show_summary_and_its_deprecated_name() {
+        let m = ("INPUT_MANIFEST", "m.yaml");
+        let summary = |pairs: &[(&str, &str)]| {
+            let mut all = vec![m];
+            all.extend_from_slice(pairs);
+            read(&all).unwrap().summary
+        };
+        assert!(summary(&[]));
+        assert!(!summary(&[("INPUT_SHOW-SUMMARY", "false")]));
+        // The old name, when a workflow sets it, wins over the new default.
+        assert!(!summary(&[
+            ("INPUT_SHOW-SUMMARY", "true"),
+            ("INPUT_SUMMARY", "false")
+        ]));
+        assert!(!summary(&[
+            ("INPUT_SHOW-SUMMARY", "false"),
+            ("INPUT_SUMMARY", "")
+        ]));
+        let err = read(&[m, ("INPUT_SHOW-SUMMARY", "maybe")]).unwrap_err();
+        assert_eq!(err.name, "show-summary");
     }
 
     #[test]

@@ -41,7 +41,7 @@ use inputs::{FailOn, Inputs};
 use mode::Steps;
 
 /// The step outputs the action writes (all of them on every run but
-/// `report-path`, which needs a plan). `action.yml` declares exactly these.
+/// `report-path` and `images`, which need a plan). `action.yml` declares exactly these.
 pub const OUTPUTS: &[&str] = &[
     "promoted",
     "skipped",
@@ -50,6 +50,7 @@ pub const OUTPUTS: &[&str] = &[
     "warnings",
     "conclusion",
     "report-path",
+    "images",
 ];
 
 /// What the steps produced.
@@ -362,6 +363,9 @@ async fn publish(
     ];
     if let Some(path) = &results.report_path {
         outs.push(("report-path", path.clone()));
+    }
+    if let Some(plan) = &results.plan {
+        outs.push(("images", outputs::images_json(&plan.images)));
     }
     if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty())
         && let Err(err) = outputs::write(Path::new(&path), &outs)

@@ -92,6 +92,7 @@ pub fn thin(source: &(dyn Source + Sync)) -> Result<Loaded, LoadError> {
     // project -> (manifest file, images file), by relative path.
     let mut projects: BTreeMap<&str, (Option<&str>, Option<&str>)> = BTreeMap::new();
     let mut stray = Vec::new();
+    let mut nested = Vec::new();
     for file in &files {
         let parts: Vec<&str> = file.split('/').collect();
         match parts.as_slice() {
@@ -101,11 +102,12 @@ pub fn thin(source: &(dyn Source + Sync)) -> Result<Loaded, LoadError> {
             ["images", project, THIN_IMAGES_FILE] => {
                 projects.entry(project).or_default().1 = Some(file);
             }
+            ["manifests", _, _, .., THIN_MANIFEST_FILE] => nested.push(file.as_str()),
             _ if is_yaml(file) => stray.push(file.as_str()),
             _ => {} // OWNERS, READMEs, scripts: not ours to judge.
         }
     }
-    if projects.values().all(|(m, _)| m.is_none()) {
+    if nested.is_empty() && projects.values().all(|(m, _)| m.is_none()) {
         return Err(LoadError::NotThin {
             root: source.display(""),
         });
@@ -124,6 +126,9 @@ pub fn thin(source: &(dyn Source + Sync)) -> Result<Loaded, LoadError> {
              move or rename the file if it should be promoted"
         ));
         loaded.diagnostics.push(d);
+    }
+    for file in nested {
+        loaded.diagnostics.push(nested_manifest(source, file));
     }
 
     // Projects are independent: read and parse them on every core.
@@ -154,6 +159,28 @@ pub fn thin(source: &(dyn Source + Sync)) -> Result<Loaded, LoadError> {
         loaded.extend(part);
     }
     Ok(loaded)
+}
+
+/// `manifests/<project>/<more>/promoter-manifest.yaml`: kpromo refuses the
+/// whole tree (its `ParseThinManifestsFromDir`), and the project would
+/// never be promoted, so it is an error, not a stray file.
+fn nested_manifest(source: &dyn Source, file: &str) -> Diagnostic {
+    let project = file
+        .strip_prefix("manifests/")
+        .and_then(|rest| rest.strip_suffix(&format!("/{THIN_MANIFEST_FILE}")))
+        .unwrap_or(file);
+    let flat = project.replace('/', "-");
+    Diagnostic::new(
+        Code::NestedManifest,
+        Some(Location::file(source.display(file).into())),
+        format!(
+            "`{file}` is nested below manifests/<project>/: kpromo refuses the tree and it is never promoted"
+        ),
+    )
+    .help(format!(
+        "each project is one directory directly under manifests/: move it to \
+         manifests/{flat}/{THIN_MANIFEST_FILE} and its images to images/{flat}/{THIN_IMAGES_FILE}"
+    ))
 }
 
 /// Reads one thin project: its manifest and its images file.

@@ -1,7 +1,9 @@
-//! The JSON format (`--format json`): an array with one object per
-//! diagnostic, for scripts and other tools.
+//! The JSON format (`--format json`): one object,
+//! `{"schema_version": 1, "diagnostics": [...]}`, with one object per
+//! diagnostic, for scripts and other tools (docs/report-schema.md).
+//! `schema_version` grows only when a field changes meaning or goes away.
 //!
-//! Fields, always present and always in this order: `code` (`"M201"`),
+//! Fields of a diagnostic, always present and always in this order: `code` (`"M201"`),
 //! `name` (`"invalid-digest"`), `severity` (`"error"`, `"warning"`,
 //! `"note"`), `message`, `help` (string or null), `file`, `line`, `column`,
 //! `end_column` (null when unknown), `related` (array of `{file, line,
@@ -65,7 +67,17 @@ impl<'a> Place<'a> {
     }
 }
 
-/// Writes `diagnostics` as a pretty-printed JSON array and a newline.
+/// The version of this format: [`render`] writes it as `schema_version`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The whole output.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    schema_version: u32,
+    diagnostics: Vec<JsonDiagnostic<'a>>,
+}
+
+/// Writes `diagnostics` as a pretty-printed JSON object and a newline.
 ///
 /// # Errors
 ///
@@ -90,7 +102,11 @@ pub fn render(w: &mut dyn Write, diagnostics: &[Diagnostic]) -> io::Result<()> {
                 .collect(),
         })
         .collect();
-    serde_json::to_writer_pretty(&mut *w, &objects)?;
+    let report = JsonReport {
+        schema_version: SCHEMA_VERSION,
+        diagnostics: objects,
+    };
+    serde_json::to_writer_pretty(&mut *w, &report)?;
     writeln!(w)
 }
 
@@ -110,73 +126,80 @@ mod tests {
 
     #[test]
     fn snapshot() {
-        let expected = r#"[
-  {
-    "code": "M201",
-    "name": "invalid-digest",
-    "severity": "error",
-    "message": "digest `sha256:abc` is not 64 hex digits: 100%, a,b: c\nsecond | line ``x``",
-    "help": "use `crane digest` | copy it again",
-    "file": "images/k8s-staging-foo/images.yaml",
-    "line": 3,
-    "column": 5,
-    "end_column": 17,
-    "related": []
-  },
-  {
-    "code": "M301",
-    "name": "tag-conflict",
-    "severity": "error",
-    "message": "tag `v1.0` of `foo` is claimed by two digests",
-    "help": "keep one digest per tag; move the other tag to a new name",
-    "file": "images/k8s-staging-foo/images.yaml",
-    "line": 4,
-    "column": 81,
-    "end_column": 87,
-    "related": [
-      {
-        "file": "images/k8s-staging-foo/images.yaml",
-        "line": 3,
-        "column": 20,
-        "end_column": 26,
-        "message": "first claimed here"
-      }
-    ]
-  },
-  {
-    "code": "M105",
-    "name": "missing-images-file",
-    "severity": "error",
-    "message": "project `k8s-staging-foo` has no images file",
-    "help": "create images/k8s-staging-foo/images.yaml",
-    "file": "manifests/k8s-staging-foo/promoter-manifest.yaml",
-    "line": null,
-    "column": null,
-    "end_column": null,
-    "related": []
-  },
-  {
-    "code": "M503",
-    "name": "unquoted-digest",
-    "severity": "warning",
-    "message": "digest key is not quoted",
-    "help": null,
-    "file": "images/k8s-staging-foo/images.yaml",
-    "line": 7,
-    "column": 2,
-    "end_column": 73,
-    "related": []
-  }
-]
+        let expected = r#"{
+  "schema_version": 1,
+  "diagnostics": [
+    {
+      "code": "M201",
+      "name": "invalid-digest",
+      "severity": "error",
+      "message": "digest `sha256:abc` is not 64 hex digits: 100%, a,b: c\nsecond | line ``x``",
+      "help": "use `crane digest` | copy it again",
+      "file": "images/k8s-staging-foo/images.yaml",
+      "line": 3,
+      "column": 5,
+      "end_column": 17,
+      "related": []
+    },
+    {
+      "code": "M301",
+      "name": "tag-conflict",
+      "severity": "error",
+      "message": "tag `v1.0` of `foo` is claimed by two digests",
+      "help": "keep one digest per tag; move the other tag to a new name",
+      "file": "images/k8s-staging-foo/images.yaml",
+      "line": 4,
+      "column": 81,
+      "end_column": 87,
+      "related": [
+        {
+          "file": "images/k8s-staging-foo/images.yaml",
+          "line": 3,
+          "column": 20,
+          "end_column": 26,
+          "message": "first claimed here"
+        }
+      ]
+    },
+    {
+      "code": "M105",
+      "name": "missing-images-file",
+      "severity": "error",
+      "message": "project `k8s-staging-foo` has no images file",
+      "help": "create images/k8s-staging-foo/images.yaml",
+      "file": "manifests/k8s-staging-foo/promoter-manifest.yaml",
+      "line": null,
+      "column": null,
+      "end_column": null,
+      "related": []
+    },
+    {
+      "code": "M503",
+      "name": "unquoted-digest",
+      "severity": "warning",
+      "message": "digest key is not quoted",
+      "help": null,
+      "file": "images/k8s-staging-foo/images.yaml",
+      "line": 7,
+      "column": 2,
+      "end_column": 73,
+      "related": []
+    }
+  ]
+}
 "#;
         assert_eq!(to_string(&sample()), expected);
     }
 
     #[test]
     fn empty_and_run_wide() {
-        assert_eq!(to_string(&[]), "[]\n");
+        assert_eq!(
+            to_string(&[]),
+            "{\n  \"schema_version\": 1,\n  \"diagnostics\": []\n}\n"
+        );
         let d = Diagnostic::new(Code::Io, None, "x");
         let value: serde_json::Value = serde_json::from_str(&to_string(&[d])).unwrap();
+        let value = &value["diagnostics"];
         assert_eq!(value[0]["file"], serde_json::Value::Null);
         assert_eq!(value[0]["line"], serde_json::Value::Null);
     }

@@ -5,7 +5,8 @@
 //!
 //! - [`human`]: rustc/ruff style, with the source line and a caret under the
 //!   span, then a one-line summary;
-//! - [`json`]: `--format json`, one object per diagnostic, stable field order;
+//! - [`json`]: `--format json`, a `schema_version` and one object per
+//!   diagnostic, stable field order;
 //! - [`github`]: workflow-command annotations, kept within GitHub's limits;
 //! - [`summary`]: the Markdown job summary for `$GITHUB_STEP_SUMMARY`, kept
 //!   under GitHub's 1 MiB cap.
@@ -292,7 +293,7 @@ mod tests {
         )
         .unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        let severities: Vec<&str> = value
+        let severities: Vec<&str> = value["diagnostics"]
             .as_array()
             .unwrap()
             .iter()

@@ -35,7 +35,9 @@ pub async fn plan(
         .map(|&id| wants.names.repo(id))
         .collect();
     for image in &mut plan.images {
-        image.targets.retain(|t| !unreadable.contains(&&t.destination));
+        image
+            .targets
+            .retain(|t| !unreadable.contains(&&t.destination));
     }
     plan.images.retain(|i| !i.targets.is_empty());
     diagnostics.extend(plan.diagnostics.iter().cloned());

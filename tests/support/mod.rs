@@ -11,10 +11,10 @@
 pub mod aws;
 pub mod certs;
 pub mod conformance;
-pub mod hostile;
 pub mod ferro;
 pub mod front;
 pub mod google;
+pub mod hostile;
 pub mod image;
 pub mod promote;
 pub mod server;

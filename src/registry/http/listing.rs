@@ -4,7 +4,6 @@
 //! fallback of one HEAD per tag, and referrers (API, then the `sha256-<hex>`
 //! tag schema; a host found without the API is asked for the tag only).
 
-
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::header::ACCEPT;
