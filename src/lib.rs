@@ -23,3 +23,4 @@ pub mod run;
 pub mod shard;
 pub mod sign;
 pub mod validate;
+pub mod verify_bundle;

@@ -62,6 +62,7 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
                 .build()?;
             runtime.block_on(promoter::sign::phase::verify_command(args))
         }
+        Command::VerifyBundle(args) => promoter::verify_bundle::command(args),
         Command::Report(ReportCommand::Merge(args)) => promoter::report::merge::command(args),
         Command::Rules => {
             let mut out = std::io::stdout().lock();
