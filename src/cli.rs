@@ -78,6 +78,10 @@ pub enum Command {
     /// Check that every promoted image is signed in every destination, by
     /// the expected identity; `--fix` copies missing signatures over.
     Verify(VerifyArgs),
+    /// Check one Sigstore bundle against one artifact (file or
+    /// `sha256:HEX`), as the Sigstore clients' `verify-bundle` does: exit 0
+    /// when it verifies, 1 when not (naming the check), 2 on usage errors.
+    VerifyBundle(VerifyBundleArgs),
     /// Work with JSON reports of `run --report`.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -583,4 +587,39 @@ fn parse_host_rate(value: &str) -> Result<(String, f64), String> {
         .filter(|r: &f64| r.is_finite() && *r > 0.0)
         .ok_or_else(|| format!("`{rate}` is not a positive number of requests per second"))?;
     Ok((host.to_string(), rate))
+}
+
+/// `promoter verify-bundle`: the Sigstore conformance suite's client protocol.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("signer").required(true).multiple(true)
+    .args(["certificate_identity", "certificate_identity_regexp", "key"]))]
+pub struct VerifyBundleArgs {
+    /// The Sigstore bundle (JSON) to verify.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The expected certificate identity (SAN), exactly.
+    #[arg(long, value_name = "IDENTITY", conflicts_with = "key")]
+    pub certificate_identity: Option<String>,
+    /// The expected certificate identity, as a regular expression.
+    #[arg(long, value_name = "REGEXP", conflicts_with = "key")]
+    pub certificate_identity_regexp: Option<String>,
+    /// The expected OIDC issuer, exactly.
+    #[arg(long, value_name = "ISSUER", conflicts_with = "key")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// The expected OIDC issuer, as a regular expression.
+    #[arg(long, value_name = "REGEXP", conflicts_with = "key")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// For a key-signed bundle: the public key (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub key: Option<PathBuf>,
+    /// The sigstore `trusted_root.json`. Default: the public instance's.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+    /// Accepted for the conformance protocol; only the public instance's
+    /// root is embedded, so give staging's with `--trusted-root`.
+    #[arg(long, hide = true)]
+    pub staging: bool,
+    /// The artifact: a file, or `sha256:HEX` (64 hex digits, and not a file).
+    #[arg(value_name = "PATH|sha256:HEX")]
+    pub artifact: String,
 }

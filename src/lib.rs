@@ -31,3 +31,4 @@ pub mod shard;
 pub mod sign;
 pub mod validate;
 pub mod verify;
+pub mod verify_bundle;

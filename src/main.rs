@@ -78,6 +78,7 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
                 .build()?;
             runtime.block_on(promoter::verify::command(args))
         }
+        Command::VerifyBundle(args) => promoter::verify_bundle::command(args),
         Command::Report(ReportCommand::Merge(args)) => promoter::merge::command(args),
         Command::Rules(args) => {
             rules::list(&mut std::io::stdout().lock(), args.format)?;

@@ -22,6 +22,7 @@ pub mod rekor;
 pub mod replicate;
 pub mod store;
 pub mod trust;
+pub mod verifier;
 pub mod verify;
 
 use std::collections::BTreeMap;

@@ -172,6 +172,7 @@ mod tests {
         let trust = TrustedRoot {
             tlogs: vec![(sha256_hex(&log.public_der()), log.public_der())],
             ca_certs: Vec::new(),
+            verifier: None,
         };
         let entry = signed_entry(&log, r#"{"kind":"hashedrekord"}"#);
         entry.verify_set(&trust).unwrap();

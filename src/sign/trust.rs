@@ -1,9 +1,13 @@
 //! The trusted root (sigstore's `trusted_root.json`): Rekor log keys by log
-//! ID and Fulcio CA certificates. `--trusted-root` loads one; without it the
-//! public-good instance's root, embedded at build time, is used. This module
-//! only reads the file; checking signatures against it is the callers'.
+//! ID and Fulcio CA certificates, and the whole root prepared for
+//! sigstore-verify (CAs, CT logs, Rekor v1 and v2 logs, timestamp
+//! authorities, each with its validity window). `--trusted-root` loads one;
+//! without it the public-good instance's root, embedded at build time, is
+//! used. This module only reads the file; checking signatures against it is
+//! the callers'.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -20,6 +24,20 @@ pub struct TrustedRoot {
     pub tlogs: Vec<(String, Vec<u8>)>,
     /// Fulcio CA certificates (DER), every certificate of every chain.
     pub ca_certs: Vec<Vec<u8>>,
+    /// The whole root, prepared for bundle verification; `None` for a root
+    /// built by hand (tests of the log's SignedEntryTimestamp alone).
+    pub verifier: Option<Prepared>,
+}
+
+/// A trusted root prepared once for sigstore-verify (its keyrings and trust
+/// anchors), shared by every verification of a run.
+#[derive(Clone)]
+pub struct Prepared(pub Arc<sigstore_verify::Verifier>);
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prepared(sigstore-verify)")
+    }
 }
 
 #[derive(Deserialize)]
@@ -59,7 +77,14 @@ impl TrustedRoot {
     pub fn from_json(text: &str) -> Result<TrustedRoot, Error> {
         let raw: Raw = serde_json::from_str(text)
             .map_err(|e| Error::TrustRoot(format!("unreadable trusted root: {e}")))?;
-        let mut root = TrustedRoot::default();
+        let full = sigstore_verify::trust_root::TrustedRoot::from_json(text)
+            .map_err(|e| Error::TrustRoot(format!("unusable trusted root: {e}")))?;
+        let verifier = sigstore_verify::Verifier::new(&full)
+            .map_err(|e| Error::TrustRoot(format!("unusable trusted root: {e}")))?;
+        let mut root = TrustedRoot {
+            verifier: Some(Prepared(Arc::new(verifier))),
+            ..TrustedRoot::default()
+        };
         for log in raw.tlogs {
             let der = unb64(&log.public_key.raw_bytes)?;
             root.tlogs.push((sha256_hex(&der), der));

@@ -1,71 +1,24 @@
-//! Checking signatures as a verifier would: for one digest in one
-//! repository, is there a legacy `.sig` signature and/or a sigstore bundle
-//! that verifies (signature, certificate chain to the trusted root, Rekor
-//! SignedEntryTimestamp and entry contents, signing time within the
-//! certificate's validity) and matches the expected identity and issuer?
+//! Checking the signatures an image carries in a registry: for one digest
+//! in one repository, is there a legacy `.sig` signature and/or a sigstore
+//! bundle that verifies and matches the expected identity and issuer? This
+//! module reads them from the registry and puts a legacy layer into bundle
+//! form (a v0.1 message-signature bundle, as cosign's annotations hold its
+//! parts); the verifying itself is [`super::verifier`]'s.
 //!
 //! The verdict is data ([`Status`]); operational errors (a registry that
 //! cannot be read) are reported as such, apart from invalid signatures.
 
-use regex::Regex;
 use serde::Deserialize;
+use serde_json::json;
 
-use super::crypto::{self, b64, cert_facts, sha256_hex, unb64, verify_issued_by, verify_p256};
-use super::rekor::LogEntry;
+use super::crypto::{self, b64};
 use super::store::{self, Counts};
 use super::trust::TrustedRoot;
+use super::verifier::{self, Artifact, Options};
 use super::{Error, Formats, Place, bundle, bundle_referrers, cosign, predicate_of};
 use crate::registry::{Digest, Reference};
 
-/// How a value must match: exactly, by a regular expression (anchored, as
-/// cosign's `--certificate-identity-regexp` is used in practice), or any.
-#[derive(Clone, Debug)]
-pub enum Matcher {
-    /// Equal.
-    Exact(String),
-    /// The whole value matches.
-    Regex(Regex),
-    /// Not given: enough for key-signed images; a keyless signature is
-    /// refused.
-    KeyOnly,
-    /// Any identity, deliberately: a keyless signature still needs a
-    /// certificate from a trusted CA and a valid log entry (used for
-    /// staging provenance when no identity policy is given).
-    AnyIdentity,
-}
-
-impl Matcher {
-    /// From the exact and regexp flags; the exact one wins.
-    pub fn new(exact: Option<&str>, regexp: Option<&str>) -> Result<Matcher, Error> {
-        Ok(match (exact, regexp) {
-            (Some(e), _) => Matcher::Exact(e.to_owned()),
-            (None, Some(r)) => Matcher::Regex(
-                Regex::new(&format!("^(?:{r})$"))
-                    .map_err(|e| Error::Format(format!("bad regular expression `{r}`: {e}")))?,
-            ),
-            (None, None) => Matcher::KeyOnly,
-        })
-    }
-
-    fn matches(&self, value: &str) -> bool {
-        match self {
-            Matcher::Exact(e) => e == value,
-            Matcher::Regex(r) => r.is_match(value),
-            Matcher::KeyOnly | Matcher::AnyIdentity => true,
-        }
-    }
-}
-
-/// What a valid signature must show.
-#[derive(Clone, Debug)]
-pub struct Policy {
-    /// The certificate's SAN (workflow URI or email).
-    pub identity: Matcher,
-    /// The certificate's OIDC issuer extension.
-    pub issuer: Matcher,
-    /// For key-signed images: the public key (SPKI DER).
-    pub public_key: Option<Vec<u8>>,
-}
+pub use super::verifier::{Matcher, Policy};
 
 /// The verdict for one format.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,176 +152,80 @@ pub fn verify_legacy_layer(
             claims.critical.image.digest
         )));
     }
-    let signature = unb64(
-        annotations
-            .get(cosign::ANN_SIGNATURE)
-            .ok_or_else(|| Error::Verify("no signature annotation".into()))?,
-    )?;
-    let signer = match annotations.get(cosign::ANN_CERTIFICATE) {
+    let bundle = legacy_bundle(payload, annotations)?;
+    let options = Options {
+        allow_unlogged_key: true,
+    };
+    verifier::verify(&bundle, Artifact::Bytes(payload), policy, trust, options)?;
+    Ok(())
+}
+
+/// A legacy layer as the sigstore bundle its annotations amount to: the
+/// signature over the payload, the certificate (or, key-signed, a key hint)
+/// and the Rekor entry with its SignedEntryTimestamp (bundle v0.1, which
+/// asks for no inclusion proof; v0.3 when there is no entry at all).
+fn legacy_bundle(
+    payload: &[u8],
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<u8>, Error> {
+    let signature = annotations
+        .get(cosign::ANN_SIGNATURE)
+        .ok_or_else(|| Error::Verify("no signature annotation".into()))?;
+    let material = match annotations.get(cosign::ANN_CERTIFICATE) {
         Some(pem_text) => {
             let der = crypto::pem_blocks(pem_text)?
                 .into_iter()
                 .next()
                 .ok_or_else(|| Error::Verify("empty certificate annotation".into()))?;
-            Signer::Cert(der)
+            json!({"x509CertificateChain": {"certificates": [{"rawBytes": b64(der)}]}})
         }
-        None => Signer::Key,
+        None => json!({"publicKey": {"hint": ""}}),
     };
-    let key = signer.check(policy, trust)?;
-    verify_p256(&key, payload, &signature)?;
-    match (&signer, annotations.get(cosign::ANN_BUNDLE)) {
-        (Signer::Cert(der), Some(text)) => {
-            let entry = cosign::parse_bundle_annotation(text)?;
-            check_entry_time(&entry, der)?;
-            entry.verify_set(trust)?;
-            let body: HashedRekord = serde_json::from_value(entry.body_json()?)
-                .map_err(|e| Error::Verify(format!("not a hashedrekord entry: {e}")))?;
-            if body.kind != "hashedrekord"
-                || body.spec.data.hash.value != sha256_hex(payload)
-                || body.spec.signature.content != b64(&signature)
-                || first_pem(&body.spec.signature.public_key.content)? != *der
-            {
-                return Err(Error::Verify(
-                    "the Rekor entry does not match the signature".into(),
-                ));
-            }
-            Ok(())
+    let entry = match annotations.get(cosign::ANN_BUNDLE) {
+        Some(text) => Some(cosign::parse_bundle_annotation(text)?),
+        None if material.get("publicKey").is_none() => {
+            return Err(Error::Verify(
+                "keyless signature without a Rekor bundle".into(),
+            ));
         }
-        (Signer::Cert(_), None) => Err(Error::Verify(
-            "keyless signature without a Rekor bundle".into(),
-        )),
-        (Signer::Key, _) => Ok(()),
-    }
-}
-
-fn first_pem(b64_pem: &str) -> Result<Vec<u8>, Error> {
-    let text = String::from_utf8(unb64(b64_pem)?)
-        .map_err(|_| Error::Verify("verifier is not PEM".into()))?;
-    crypto::pem_blocks(&text)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::Verify("verifier is not PEM".into()))
-}
-
-fn check_entry_time(entry: &LogEntry, cert_der: &[u8]) -> Result<(), Error> {
-    let facts = cert_facts(cert_der)?;
-    if entry.integrated_time < facts.not_before || entry.integrated_time > facts.not_after {
-        return Err(Error::Verify(
-            "signed outside the certificate's validity".into(),
-        ));
-    }
-    Ok(())
-}
-
-enum Signer {
-    Cert(Vec<u8>),
-    Key,
-}
-
-impl Signer {
-    /// The verifying key, once the signer is trusted and matches.
-    fn check(&self, policy: &Policy, trust: &TrustedRoot) -> Result<Vec<u8>, Error> {
-        match self {
-            Signer::Key => policy.public_key.clone().ok_or_else(|| {
-                Error::Verify("signed with a key, and no --public-key given".into())
-            }),
-            Signer::Cert(der) => {
-                if matches!(policy.identity, Matcher::KeyOnly)
-                    || matches!(policy.issuer, Matcher::KeyOnly)
-                {
-                    return Err(Error::Verify(
-                        "keyless signature, and no certificate identity and issuer to match".into(),
-                    ));
-                }
-                if !trust
-                    .ca_certs
-                    .iter()
-                    .any(|ca| verify_issued_by(der, ca).is_ok())
-                {
-                    return Err(Error::Verify(
-                        "the certificate was not issued by a trusted Fulcio CA".into(),
-                    ));
-                }
-                let facts = cert_facts(der)?;
-                if !facts.identities.iter().any(|i| policy.identity.matches(i)) {
-                    return Err(Error::Verify(format!(
-                        "identity {} does not match",
-                        facts.identities.join(", ")
-                    )));
-                }
-                let issuer = facts.issuer.clone().unwrap_or_default();
-                if !policy.issuer.matches(&issuer) {
-                    return Err(Error::Verify(format!("issuer {issuer} does not match")));
-                }
-                Ok(facts.public_key)
-            }
+        None => None,
+    };
+    let mut material = material;
+    let media_type = match &entry {
+        Some(e) => {
+            let log_id = hex::decode(&e.log_id).map_err(|e| Error::Verify(e.to_string()))?;
+            material["tlogEntries"] = json!([{
+                "logIndex": e.log_index.to_string(),
+                "logId": {"keyId": b64(log_id)},
+                "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
+                "integratedTime": e.integrated_time.to_string(),
+                "inclusionPromise": {"signedEntryTimestamp": e.verification.signed_entry_timestamp},
+                "canonicalizedBody": e.body,
+            }]);
+            "application/vnd.dev.sigstore.bundle+json;version=0.1"
         }
-    }
-}
-
-#[derive(Deserialize)]
-struct HashedRekord {
-    kind: String,
-    spec: HashedSpec,
-}
-
-#[derive(Deserialize)]
-struct HashedSpec {
-    data: HashedData,
-    signature: HashedSig,
-}
-
-#[derive(Deserialize)]
-struct HashedData {
-    hash: HashValue,
-}
-
-#[derive(Deserialize)]
-struct HashValue {
-    value: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct HashedSig {
-    content: String,
-    public_key: Content,
-}
-
-#[derive(Deserialize)]
-struct Content {
-    content: String,
-}
-
-#[derive(Deserialize)]
-struct DsseEntry {
-    kind: String,
-    spec: DsseSpec,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DsseSpec {
-    payload_hash: HashValue,
-    signatures: Vec<DsseSig>,
-}
-
-#[derive(Deserialize)]
-struct DsseSig {
-    signature: String,
-    verifier: String,
+        None => {
+            material["tlogEntries"] = json!([]);
+            bundle::BUNDLE_MEDIA_TYPE
+        }
+    };
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(payload);
+    Ok(json!({
+        "mediaType": media_type,
+        "verificationMaterial": material,
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": b64(digest)},
+            "signature": signature.trim(),
+        },
+    })
+    .to_string()
+    .into_bytes())
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Statement {
-    subject: Vec<StatementSubject>,
     predicate_type: String,
-}
-
-#[derive(Deserialize)]
-struct StatementSubject {
-    digest: std::collections::BTreeMap<String, String>,
 }
 
 async fn check_bundles(
@@ -457,70 +314,27 @@ pub fn verify_bundle(
     Ok(())
 }
 
-/// Verify a DSSE bundle over an in-toto statement that names `digest`: the
-/// signature over the envelope, the signer against `policy` and the trusted
-/// root, and (keyless) the Rekor dsse entry and its time. Returns the
-/// statement's bytes and predicate type; what the predicate says is the
-/// caller's to judge.
+/// Verify a DSSE bundle over an in-toto statement that names `digest`
+/// (through [`super::verifier`]: signature, signer against `policy` and the
+/// trusted root, log entries and timestamps). Returns the statement's bytes
+/// and predicate type; what the predicate says is the caller's to judge.
 pub fn verify_statement_bundle(
     bytes: &[u8],
     digest: &Digest,
     policy: &Policy,
     trust: &TrustedRoot,
 ) -> Result<(Vec<u8>, String), Error> {
-    let parsed = bundle::parse(bytes)?;
-    if parsed.payload_type != bundle::INTOTO_PAYLOAD_TYPE {
-        return Err(Error::Verify(format!(
-            "DSSE payload type {}",
-            parsed.payload_type
-        )));
-    }
-    let statement: Statement = serde_json::from_slice(&parsed.payload)
-        .map_err(|e| Error::Verify(format!("unreadable in-toto statement: {e}")))?;
-    if !statement
-        .subject
-        .iter()
-        .any(|s| s.digest.get("sha256") == Some(&digest.hex()))
-    {
-        return Err(Error::Verify(
-            "the statement does not name this image".into(),
-        ));
-    }
-    let signer = match &parsed.certificate {
-        Some(der) => Signer::Cert(der.clone()),
-        None => Signer::Key,
+    let options = Options {
+        allow_unlogged_key: true,
     };
-    let key = signer.check(policy, trust)?;
-    verify_p256(
-        &key,
-        &bundle::pae(&parsed.payload_type, &parsed.payload),
-        &parsed.signature,
-    )?;
-    match (&signer, &parsed.entry) {
-        (Signer::Cert(der), Some(entry)) => {
-            check_entry_time(entry, der)?;
-            entry.verify_set(trust)?;
-            let body: DsseEntry = serde_json::from_value(entry.body_json()?)
-                .map_err(|e| Error::Verify(format!("not a dsse entry: {e}")))?;
-            let sig = body.spec.signatures.first();
-            if body.kind != "dsse"
-                || body.spec.payload_hash.value != sha256_hex(&parsed.payload)
-                || sig.is_none_or(|s| {
-                    s.signature != parsed.signature_b64
-                        || first_pem(&s.verifier).ok().as_ref() != Some(der)
-                })
-            {
-                return Err(Error::Verify(
-                    "the Rekor entry does not match the bundle".into(),
-                ));
-            }
-        }
-        (Signer::Cert(_), None) => {
-            return Err(Error::Verify("keyless bundle without a log entry".into()));
-        }
-        (Signer::Key, _) => {}
-    }
-    Ok((parsed.payload, statement.predicate_type))
+    let artifact = Artifact::Sha256(*digest.as_bytes());
+    let verified = verifier::verify(bytes, artifact, policy, trust, options)?;
+    let payload = verified
+        .payload
+        .ok_or_else(|| Error::Verify("not a DSSE bundle".into()))?;
+    let statement: Statement = serde_json::from_slice(&payload)
+        .map_err(|e| Error::Verify(format!("unreadable in-toto statement: {e}")))?;
+    Ok((payload, statement.predicate_type))
 }
 
 #[cfg(test)]
@@ -548,7 +362,7 @@ mod tests {
     fn key_signed_legacy_layer() {
         let key = Key::generate().unwrap();
         let digest = Digest::of(b"image");
-        let trust = TrustedRoot::default();
+        let trust = TrustedRoot::load(None).unwrap();
         let (payload, annotations) = signed_layer(&key, &digest);
         verify_legacy_layer(&payload, &annotations, &digest, &key_policy(&key), &trust).unwrap();
         // Another image's signature does not count for this one.
@@ -580,22 +394,19 @@ mod tests {
     }
 
     #[test]
-    fn matchers_match_whole_values() {
-        let m = Matcher::new(None, Some("https://github.com/org/.*")).unwrap();
-        assert!(m.matches("https://github.com/org/repo/.github/workflows/x.yml@refs/heads/main"));
-        assert!(!m.matches("evil https://github.com/org/x"));
-        let exact = Matcher::new(Some("a"), Some(".*")).unwrap();
-        assert!(exact.matches("a") && !exact.matches("b"));
-        assert!(Matcher::new(None, Some("(")).is_err());
-    }
-
-    #[test]
     fn keyless_needs_a_policy() {
         // A certificate is refused before anything else when the policy
         // names no identity (as with --public-key alone).
         let policy = key_policy(&Key::generate().unwrap());
-        let err = Signer::Cert(vec![0x30, 0x00])
-            .check(&policy, &TrustedRoot::default())
+        let bundle = json!({
+            "mediaType": bundle::BUNDLE_MEDIA_TYPE,
+            "verificationMaterial": {"certificate": {"rawBytes": "MAA="}, "tlogEntries": []},
+            "dsseEnvelope": {"payload": "e30=", "payloadType": bundle::INTOTO_PAYLOAD_TYPE,
+                "signatures": [{"sig": "MAA="}]},
+        })
+        .to_string();
+        let trust = TrustedRoot::load(None).unwrap();
+        let err = verify_statement_bundle(bundle.as_bytes(), &Digest::of(b"x"), &policy, &trust)
             .unwrap_err();
         assert!(err.to_string().contains("no certificate identity"), "{err}");
     }
