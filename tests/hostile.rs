@@ -165,9 +165,11 @@ impl Case {
                 break status;
             }
             if started.elapsed() > RUN_BOUND {
+                // The whole process group: GNU time and promoter under it.
                 let _ = Command::new("kill")
-                    .args(["-KILL", &format!("-{pid}")])
+                    .args(["-KILL", "--", &format!("-{pid}")])
                     .status();
+                let _ = child.kill();
                 let _ = child.wait();
                 panic!(
                     "promoter run did not end within {RUN_BOUND:?} (a hang); stderr:\n{}",
