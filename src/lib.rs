@@ -1,7 +1,7 @@
 //! `promoter`: promotes container images from a staging registry to
 //! production registries, as described by kpromo-compatible YAML manifests.
 //!
-//! Data flows one way (see README "Architecture"):
+//! Data flows one way (see docs/architecture.md):
 //! `manifest` (parse, with spans) -> `validate` (rules -> diagnostics)
 //! -> `report` (human, JSON, GitHub annotations).
 //! `registry` holds the I/O side: one small trait, an HTTP backend and an

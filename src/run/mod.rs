@@ -105,33 +105,19 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     )
     .await?;
 
-    let mut done = Done::default();
-    if config.confirm && !plan.is_noop() {
-        let copied = phase(
+    let done = if config.confirm && !plan.is_noop() {
+        promote(
+            args,
+            &mut config,
+            &plan,
+            &mut diagnostics,
             &mut timings,
-            "copy",
-            copy::copy(&config, &plan, &mut diagnostics),
-        )
-        .await?;
-        done.promoted = copied.promoted;
-        done.failed = copied.failed;
-        done.copy = Some(copied.stats);
-        let facts = crate::attest::statement::RunFacts::detect(
-            args.manifests.manifest.as_deref().or(args
-                .manifests
-                .thin_manifest_dir
-                .first()
-                .map(|p| p.as_path())),
             run_started,
-        );
-        let identity = std::mem::replace(&mut config.signing.identity, config::Signing::Off);
-        done.signing = phase(
-            &mut timings,
-            "sign",
-            sign::sign(&config, identity, &plan, facts, &mut diagnostics),
         )
-        .await?;
-    }
+        .await?
+    } else {
+        Done::default()
+    };
 
     let report = RunReport {
         confirm: config.confirm,
@@ -147,6 +133,39 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     };
     write_report(&config, &report, &loaded.sources)?;
     Ok(Outcome::of(&report.diagnostics))
+}
+
+/// The copy and sign phases (with `--confirm`, when there is work).
+async fn promote(
+    args: &RunArgs,
+    config: &mut RunConfig,
+    plan: &plan::Plan,
+    diagnostics: &mut Vec<Diagnostic>,
+    timings: &mut Timings,
+    run_started: i64,
+) -> anyhow::Result<Done> {
+    let copied = phase(timings, "copy", copy::copy(config, plan, diagnostics)).await?;
+    let facts = crate::attest::statement::RunFacts::detect(
+        args.manifests.manifest.as_deref().or(args
+            .manifests
+            .thin_manifest_dir
+            .first()
+            .map(|p| p.as_path())),
+        run_started,
+    );
+    let identity = std::mem::replace(&mut config.signing.identity, config::Signing::Off);
+    let signing = phase(
+        timings,
+        "sign",
+        sign::sign(config, identity, plan, facts, diagnostics),
+    )
+    .await?;
+    Ok(Done {
+        copy: Some(copied.stats),
+        signing,
+        promoted: copied.promoted,
+        failed: copied.failed,
+    })
 }
 
 /// The report phase: stdout in `--format`, the JSON file of `--report`.
@@ -185,4 +204,27 @@ fn registry_error(repo: &plan::Repo, err: &crate::registry::Error) -> Diagnostic
         format!("cannot read `{repo}`: {err}"),
     )
     .help("check the registry name, your credentials and the network; the rest of the plan goes on")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_phase_is_timed_and_its_error_named() {
+        let mut timings = Timings::default();
+        let value = phase(&mut timings, "inventory", async { Ok(7) })
+            .await
+            .unwrap();
+        assert_eq!(value, 7);
+        let err = phase(&mut timings, "copy", async {
+            Err::<(), _>(anyhow::anyhow!("registry down"))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.to_string(), "phase `copy` failed");
+        assert_eq!(err.root_cause().to_string(), "registry down");
+        let names: Vec<&str> = timings.phases().iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["inventory", "copy"]);
+    }
 }
