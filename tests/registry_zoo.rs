@@ -294,6 +294,32 @@ async fn ecr_profile() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_public_blob_heads_answered_401() {
+    let upstream = Upstream::Ferro(FerroServer::start());
+    let options = Options {
+        head_blob_401: true,
+        ..Options::of(Profile::Ecr)
+    };
+    let zoo = Zoo::new(upstream, (Profile::Ecr, options)).await;
+    full_flow(&zoo).await;
+    // Every blob HEAD was refused; GETs told what is there.
+    let front = zoo.front();
+    let summary = front.summary();
+    assert!(
+        summary.contains_key(&("HEAD".to_owned(), "blob", 401)),
+        "{summary:?}"
+    );
+    assert!(
+        !summary.contains_key(&("HEAD".to_owned(), "blob", 404)),
+        "{summary:?}"
+    );
+    assert!(
+        summary.contains_key(&("GET".to_owned(), "blob", 404)),
+        "{summary:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ghcr_profile() {
     let upstream = Upstream::Distribution(RegistryServer::start(Mode::Plain));
     let zoo = Zoo::new(upstream, (Profile::Ghcr, Options::of(Profile::Ghcr))).await;

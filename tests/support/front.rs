@@ -68,6 +68,9 @@ pub struct Options {
     /// one repository answers HEAD in every other), where the distribution
     /// spec and every registry profiled here scope blobs per repository.
     pub scope_blobs: bool,
+    /// Answer every blob HEAD 401, as ECR Public does
+    /// (aws/containers-roadmap#2671); GETs are answered.
+    pub head_blob_401: bool,
 }
 
 impl Options {
@@ -81,6 +84,7 @@ impl Options {
             },
             throttle_every: if profile == Profile::Ecr { 40 } else { 0 },
             scope_blobs: false,
+            head_blob_401: false,
         }
     }
 }
@@ -352,6 +356,12 @@ async fn before(state: &State, r: &Incoming) -> Option<Answer> {
     }
     if let Some((repo, _)) = split(&r.path, "tags") {
         return tags_rule(state, r, repo).await;
+    }
+    if state.options.head_blob_401
+        && r.method == Method::HEAD
+        && split(&r.path, "blobs").is_some_and(|(_, d)| !d.starts_with("uploads"))
+    {
+        return Some(oci_error(401, "UNAUTHORIZED", "authentication required"));
     }
     if state.options.scope_blobs
         && matches!(r.method, Method::GET | Method::HEAD)
