@@ -131,7 +131,16 @@ pub fn diagnose(args: &CheckArgs) -> anyhow::Result<(Loaded, Vec<Diagnostic>)> {
 /// Runs `promoter check`, writing the report to stdout (and the job
 /// summary when `$GITHUB_STEP_SUMMARY` is set).
 pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
-    let (loaded, diagnostics) = diagnose(args)?;
+    let (loaded, diagnostics) = {
+        let _phase = tracing::info_span!("phase", phase = "check").entered();
+        let (loaded, diagnostics) = diagnose(args)?;
+        tracing::debug!(
+            manifests = loaded.manifests.len(),
+            findings = diagnostics.len(),
+            "manifests checked"
+        );
+        (loaded, diagnostics)
+    };
     let in_actions = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
     let format = args.format.unwrap_or(if in_actions {
         Format::Github

@@ -73,8 +73,9 @@ pub enum Command {
     /// Print a shell completion script (e.g. `promoter completions bash >
     /// /etc/bash_completion.d/promoter`).
     Completions(CompletionsArgs),
-    /// Print the manual page (roff), e.g. `promoter man | man -l -`.
-    Man,
+    /// Print the manual page (roff), e.g. `promoter man | man -l -`;
+    /// `promoter man check` prints the page of one command.
+    Man(ManArgs),
     /// Check that every promoted image is signed in every destination, by
     /// the expected identity; `--fix` copies missing signatures over.
     Verify(VerifyArgs),
@@ -193,6 +194,15 @@ pub struct CompletionsArgs {
     /// The shell to complete in.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `promoter man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (`check`, `run`, ...); none: the
+    /// page of `promoter` itself, which lists them.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 /// `run --limiter` (hidden; for benchmarks).

@@ -3,7 +3,7 @@
 //! (clap_complete) or a roff manual page (clap_mangen). Nothing here is
 //! written by hand, so both follow every flag as it is added.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use clap::CommandFactory;
 
@@ -15,30 +15,31 @@ pub fn completions(w: &mut dyn Write, shell: clap_complete::Shell) {
     clap_complete::generate(shell, &mut command, "promoter", w);
 }
 
-/// Writes the manual page: `promoter(1)` with every subcommand's options
-/// in its own section, as `man` renders roff.
+/// Writes the manual page `promoter(1)`, or with `command` the page
+/// `promoter-<command>(1)` of one subcommand (`promoter man check`).
 ///
 /// # Errors
 ///
-/// Only those of `w`.
-pub fn man(w: &mut dyn Write) -> io::Result<()> {
-    let command = Cli::command();
-    let page = clap_mangen::Man::new(command.clone());
-    page.render_title(w)?;
-    page.render_name_section(w)?;
-    page.render_synopsis_section(w)?;
-    page.render_description_section(w)?;
-    page.render_options_section(w)?;
-    page.render_subcommands_section(w)?;
-    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let name = sub.get_name();
-        writeln!(w, ".SH \"PROMOTER {}\"", name.to_uppercase())?;
-        let sub = sub.clone().bin_name(format!("promoter {name}"));
-        let section = clap_mangen::Man::new(sub);
-        section.render_synopsis_section(w)?;
-        section.render_description_section(w)?;
-        section.render_options_section(w)?;
-    }
-    page.render_version_section(w)?;
+/// When `command` names no subcommand, and those of `w`.
+pub fn man(w: &mut dyn Write, command: Option<&str>) -> anyhow::Result<()> {
+    let mut cli = Cli::command();
+    cli.build();
+    let page = match command {
+        None => cli,
+        Some(name) => {
+            let names: Vec<&str> = cli
+                .get_subcommands()
+                .filter(|s| !s.is_hide_set())
+                .map(clap::Command::get_name)
+                .collect();
+            let Some(sub) = cli.find_subcommand(name) else {
+                anyhow::bail!("no command `{name}`; one of: {}", names.join(", "));
+            };
+            sub.clone()
+                .name(format!("promoter-{name}"))
+                .version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    clap_mangen::Man::new(page).render(w)?;
     Ok(())
 }

@@ -95,8 +95,8 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             out.flush()?;
             Ok(Outcome::Clean)
         }
-        Command::Man => {
-            completions::man(&mut std::io::stdout().lock())?;
+        Command::Man(args) => {
+            completions::man(&mut std::io::stdout().lock(), args.command.as_deref())?;
             Ok(Outcome::Clean)
         }
     }

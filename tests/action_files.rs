@@ -54,6 +54,10 @@ fn action_yml_declares_what_the_binary_reads_and_writes() {
     let outputs: BTreeSet<String> = OUTPUTS.iter().map(|o| (*o).to_string()).collect();
     assert_eq!(keys(&yml, "outputs"), outputs);
     assert!(yml.contains("default: ${{ github.token }}"));
+    // `summary` is renamed; the old name stays, deprecated, for a release.
+    assert!(yml.contains("  show-summary:\n"));
+    assert!(yml.contains("  summary:\n    description: Deprecated name of `show-summary`"));
+    assert!(yml.contains("    deprecationMessage: "));
     assert!(yml.contains("  using: docker\n  image: Dockerfile\n"));
     assert!(yml.contains("  args:\n    - action\n"));
 }
@@ -94,11 +98,44 @@ fn pass_through_inputs_are_flags_of_their_commands() {
 #[test]
 fn dockerfile_runs_the_static_binary_with_git() {
     let docker = read("Dockerfile");
-    assert!(docker.contains("--target x86_64-unknown-linux-musl"));
+    // Multi-arch: the musl target follows BuildKit's TARGETARCH.
+    assert!(docker.contains("ARG TARGETARCH"));
+    assert!(docker.contains("amd64) arch=x86_64"));
+    assert!(docker.contains("arm64) arch=aarch64"));
+    assert!(docker.contains(r#"--target "${arch}-unknown-linux-musl""#));
+    assert!(!docker.contains("--target x86_64"), "no hard-coded target");
+    for line in docker.lines().filter(|l| l.starts_with("FROM ")) {
+        let image = line.split_whitespace().nth(1).unwrap();
+        let tag = image.split_once(':').map_or("", |(_, t)| t);
+        assert!(
+            tag.chars().any(|c| c.is_ascii_digit()) && !tag.contains("latest"),
+            "{line}: pin the base"
+        );
+    }
     assert!(docker.contains("ENTRYPOINT [\"/usr/local/bin/promoter\"]"));
     assert!(docker.contains("CMD [\"action\"]"));
     assert!(docker.contains("apk add --no-cache git ca-certificates"));
     assert!(docker.contains("safe.directory"));
+}
+
+/// The release workflow builds both platforms natively, promotes the image
+/// with promoter itself (signed and attested), verifies it, and tags a
+/// commit whose action.yml names the image by digest.
+#[test]
+fn release_workflow_publishes_a_signed_multi_arch_image_by_digest() {
+    let release = read(".github/workflows/release.yml");
+    assert!(release.contains("tags: [\"v[0-9]+.[0-9]+.[0-9]+\"]"));
+    assert!(release.contains("arch: amd64") && release.contains("arch: arm64"));
+    assert!(release.contains("runner: ubuntu-24.04-arm"));
+    assert!(release.contains("permissions: {}"));
+    assert_eq!(release.matches("id-token: write").count(), 1);
+    assert!(release.contains("run run --manifest release.yaml --confirm --sign=true"));
+    assert!(release.contains("run verify --manifest release.yaml --attestations"));
+    assert!(release.contains(r#"image: $reference # $VERSION"#));
+    assert!(release.contains(r#"reference="docker://ghcr.io/$owner/promoter@$DIGEST""#));
+    // Main keeps building from the Dockerfile, which CI tests with `uses: ./`.
+    assert!(read("action.yml").contains("  image: Dockerfile\n"));
+    assert!(read(".github/workflows/ci.yml").contains("uses: ./\n"));
 }
 
 #[test]

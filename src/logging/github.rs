@@ -77,8 +77,12 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Groups {
         }
         let mut fields = Fields::default();
         attrs.record(&mut fields);
+        // `phase = ...` (preferred: `--log-format json` writes a span's
+        // name under the key `name`, so a field `name` duplicates that key)
+        // or `name = ...`.
         let name = fields
-            .named("name")
+            .named("phase")
+            .or_else(|| fields.named("name"))
             .unwrap_or_else(|| PHASE_SPAN.to_string());
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(PhaseName(name));
@@ -203,7 +207,7 @@ mod tests {
             });
             drop(plan);
             tracing::info_span!("other").in_scope(|| {});
-            tracing::info_span!("phase", name = "copy 100%").in_scope(|| {});
+            tracing::info_span!("phase", phase = "copy 100%").in_scope(|| {});
         });
         let lines = lines.lock().unwrap().clone();
         assert_eq!(

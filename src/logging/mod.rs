@@ -11,8 +11,10 @@
 //!   `RUNNER_DEBUG=1` debug events as `::debug::` lines, which the runner
 //!   shows only when a re-run asks for debug logging.
 //!
-//! Phases are spans named `phase` with a field `name`:
-//! `tracing::info_span!("phase", name = %name)`.
+//! Phases are spans named `phase` with a field `phase` (or `name`) that
+//! names the phase: `tracing::info_span!("phase", phase = %name)`. Prefer
+//! `phase`: the JSON format writes the span's own name under the key
+//! `name`, so a field `name` duplicates that key.
 
 pub mod github;
 

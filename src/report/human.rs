@@ -17,10 +17,13 @@
 //!
 //! followed by one summary line. Tabs are expanded, control characters are
 //! replaced (a manifest must not be able to drive the terminal) and long
-//! lines are shown as a window around the span. Characters count as one
-//! column each; wide (East Asian) characters may misalign the caret.
+//! lines are shown as a window around the span. The caret is placed by
+//! display width (unicode-width), so it stays under its text after wide
+//! (East Asian) characters and emoji.
 
 use std::io::{self, Write};
+
+use unicode_width::UnicodeWidthChar;
 
 use crate::diagnostic::{Diagnostic, Location, Severity, Sources};
 
@@ -229,11 +232,7 @@ fn excerpt(line: &str, column: u32, length: u32) -> Excerpt {
     let len = end.saturating_sub(start).max(1);
 
     if cells.len() <= MAX_LINE_WIDTH {
-        return Excerpt {
-            text: cells.into_iter().collect(),
-            start,
-            len,
-        };
+        return in_columns(&cells, start, len);
     }
 
     // Show the span's start with some context; keep the window full.
@@ -254,10 +253,24 @@ fn excerpt(line: &str, column: u32, length: u32) -> Excerpt {
     if right < cells.len() {
         text.push_str(ELLIPSIS);
     }
+    let shown: Vec<char> = text.chars().collect();
+    in_columns(
+        &shown,
+        start - left + shift,
+        (start + len).min(right).saturating_sub(start).max(1),
+    )
+}
+
+/// The excerpt of `cells`, with the span `start..start+len` (in cells)
+/// turned into terminal columns: a wide character takes two.
+fn in_columns(cells: &[char], start: usize, len: usize) -> Excerpt {
+    let width = |cells: &[char]| -> usize { cells.iter().map(|c| c.width().unwrap_or(0)).sum() };
+    let start = start.min(cells.len());
+    let end = (start + len).min(cells.len());
     Excerpt {
-        text,
-        start: start - left + shift,
-        len: (start + len).min(right).saturating_sub(start).max(1),
+        text: cells.iter().collect(),
+        start: width(&cells[..start]),
+        len: width(&cells[start..end]).max(1),
     }
 }
 
@@ -347,6 +360,17 @@ Found 2 errors in 1 file.
         let text = to_string(&[d], true);
         assert!(text.starts_with("\x1b[1;33mwarning[M501]\x1b[0m\x1b[1m:\x1b[0m \x1b[1munsorted"));
         assert!(text.contains("\x1b[1;33m^^^^\x1b[0m"));
+    }
+
+    #[test]
+    fn wide_characters_keep_the_caret_under_its_text() {
+        // `镜像` is two characters, four columns: the caret under `v1`
+        // starts after them, and a span over them is four carets long.
+        let line = "- name: 镜像 # v1";
+        let e = excerpt(line, 14, 2);
+        assert_eq!((e.start, e.len), (15, 2));
+        let e = excerpt(line, 9, 2);
+        assert_eq!((e.start, e.len), (8, 4));
     }
 
     #[test]

@@ -21,7 +21,7 @@ struct RuleJson {
     code: &'static str,
     name: &'static str,
     severity: Severity,
-    summary: &'static str,
+    summary: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,15 +45,19 @@ impl RuleJson {
     }
 }
 
-/// The first sentence of the description: the table's last column.
-fn summary(code: Code) -> &'static str {
+/// The first sentence of the description, on one line: the `summary`
+/// of the JSON.
+fn summary(code: Code) -> String {
     let text = docs::of(code).description;
-    let end = text
-        .match_indices(['.', ':'])
-        .map(|(i, _)| i)
-        .find(|&i| text[i + 1..].starts_with([' ', '\n']) || i + 1 == text.len())
+    let bytes = text.as_bytes();
+    let end = (0..bytes.len())
+        .find(|&i| {
+            bytes[i] == b'.'
+                && bytes.get(i + 1).is_none_or(|c| c.is_ascii_whitespace())
+                && !text[..i].ends_with("e.g")
+        })
         .map_or(text.len(), |i| i + 1);
-    &text[..end]
+    text[..end].split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Writes every rule: `CODE  SEVERITY NAME` lines, or one JSON object
