@@ -402,6 +402,57 @@ mod tests {
         assert!(!is_aws_host("example.com"));
     }
 
+    fn api(host: &str, env: &[(&str, &str)]) -> Api {
+        let env = super::super::Env::from_pairs(env.iter().copied());
+        let clouds = exchange::Clouds::default();
+        let ctx = Context {
+            host,
+            env: &env,
+            clouds: &clouds,
+            refresh: false,
+        };
+        api_for(&ctx)
+    }
+
+    #[test]
+    fn endpoints_follow_the_sdk_variables() {
+        let a = api("123456789012.dkr.ecr.eu-west-1.amazonaws.com", &[]);
+        assert_eq!(a.endpoint, "https://api.ecr.eu-west-1.amazonaws.com");
+        assert_eq!((a.service, a.region.as_str()), ("ecr", "eu-west-1"));
+        assert_eq!(a.registry_id.as_deref(), Some("123456789012"));
+        let cn = api("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", &[]);
+        assert_eq!(cn.endpoint, "https://api.ecr.cn-north-1.amazonaws.com.cn");
+        let general = [("AWS_ENDPOINT_URL", "http://general")];
+        assert_eq!(api("public.ecr.aws", &general).endpoint, "http://general");
+        let both = [
+            ("AWS_ENDPOINT_URL", "http://general"),
+            ("AWS_ENDPOINT_URL_ECR", "http://ecr"),
+        ];
+        assert_eq!(
+            api("123456789012.dkr.ecr.eu-west-1.amazonaws.com", &both).endpoint,
+            "http://ecr"
+        );
+        let public = api("public.ecr.aws", &[("AWS_REGION", "eu-west-1")]);
+        assert_eq!(
+            (public.service, public.region.as_str()),
+            ("ecr-public", "us-east-1")
+        );
+        assert_eq!(
+            public.endpoint,
+            "https://api.ecr-public.us-east-1.amazonaws.com"
+        );
+        // A host mapped through ecr-login: the environment's region, no
+        // registry id (the credentials' own account).
+        let mapped = api(
+            "registry.example:5000",
+            &[("AWS_DEFAULT_REGION", "ap-south-1")],
+        );
+        assert_eq!(
+            (mapped.region.as_str(), mapped.registry_id),
+            ("ap-south-1", None)
+        );
+    }
+
     #[test]
     fn authorization_data_of_both_apis() {
         let ecr = br#"{"authorizationData":[{"authorizationToken":"QVdTOnB3","expiresAt":1.7E9}]}"#;

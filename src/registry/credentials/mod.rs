@@ -363,6 +363,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_missing_known_helper_is_answered_by_the_built_in_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"credHelpers":{"acr.example":"acr-env","ghcr.io":"nope"}}"#,
+        )
+        .unwrap();
+        let env = Env::from_pairs([("DOCKER_CONFIG", dir.path().to_str().unwrap())]);
+        let store =
+            CredentialStore::with_env(env).with_helper_path(dir.path().as_os_str().to_owned());
+        let err = store.lookup("acr.example").await.unwrap_err().to_string();
+        assert!(
+            err.contains("acr-env") && err.contains("no built-in Azure"),
+            "{err}"
+        );
+        // An unknown helper that is missing stays an error of its own.
+        let err = store.lookup("ghcr.io").await.unwrap_err().to_string();
+        assert!(err.contains("cannot run docker-credential-nope"), "{err}");
+    }
+
+    #[test]
+    fn hosts_belong_to_their_clouds() {
+        let none = Env::default();
+        let action = Env::from_pairs([("INPUT_GITHUB-TOKEN", "t")]);
+        assert_eq!(
+            Cloud::of_host("us-docker.pkg.dev", &none),
+            Some(Cloud::Google)
+        );
+        assert_eq!(Cloud::of_host("eu.gcr.io", &none), Some(Cloud::Google));
+        assert_eq!(Cloud::of_host("gcr.io:443", &none), Some(Cloud::Google));
+        assert_eq!(Cloud::of_host("notgcr.io", &none), None);
+        assert_eq!(Cloud::of_host("public.ecr.aws", &none), Some(Cloud::Aws));
+        assert_eq!(Cloud::of_host("ghcr.io", &none), None);
+        assert_eq!(Cloud::of_host("ghcr.io", &action), Some(Cloud::GitHub));
+    }
+
+    #[tokio::test]
     async fn env_wins_over_the_config_file() {
         let store = CredentialStore::with_config_file(None).with_env_credentials("h:1", "u", "p:q");
         assert_eq!(store.lookup("h:1").await.unwrap(), Some(basic("u", "p:q")));
