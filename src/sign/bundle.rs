@@ -4,16 +4,16 @@
 //! signing certificate and the Rekor `dsse` entry with its inclusion
 //! promise and proof; pushed as an OCI 1.1 referrer of the image.
 //!
-//! Pure data: building and reading these documents.
+//! Pure data: building these documents (reading and verifying them is
+//! [`super::verifier`]'s).
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::Error;
-use super::crypto::{b64, unb64};
+use super::crypto::b64;
 use super::rekor::LogEntry;
 use crate::registry::{Descriptor, Digest, Manifest};
 
@@ -161,126 +161,6 @@ pub fn referrer(
         Bytes::from(manifest.to_string()),
     )
     .map_err(|e| Error::Format(e.to_string()))
-}
-
-/// A bundle, read back for verification.
-#[derive(Debug)]
-pub struct ParsedBundle {
-    /// Leaf certificate DER, when keyless.
-    pub certificate: Option<Vec<u8>>,
-    /// The signed payload.
-    pub payload: Vec<u8>,
-    /// Its DSSE payload type.
-    pub payload_type: String,
-    /// The signature over the PAE.
-    pub signature: Vec<u8>,
-    /// The envelope's signature as written (base64), for the entry check.
-    pub signature_b64: String,
-    /// The log entry, converted back to Rekor v1's shape.
-    pub entry: Option<LogEntry>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawBundle {
-    media_type: String,
-    verification_material: RawMaterial,
-    dsse_envelope: RawEnvelope,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawMaterial {
-    #[serde(default)]
-    certificate: Option<RawBytes>,
-    #[serde(default)]
-    tlog_entries: Vec<RawEntry>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawBytes {
-    raw_bytes: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawEnvelope {
-    payload: String,
-    payload_type: String,
-    signatures: Vec<RawSig>,
-}
-
-#[derive(Deserialize)]
-struct RawSig {
-    sig: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawEntry {
-    log_index: String,
-    log_id: RawKeyId,
-    integrated_time: String,
-    inclusion_promise: Option<RawPromise>,
-    canonicalized_body: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawKeyId {
-    key_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawPromise {
-    signed_entry_timestamp: String,
-}
-
-/// Read a bundle.
-pub fn parse(bytes: &[u8]) -> Result<ParsedBundle, Error> {
-    let raw: RawBundle = serde_json::from_slice(bytes)
-        .map_err(|e| Error::Verify(format!("unreadable sigstore bundle: {e}")))?;
-    if raw.media_type != BUNDLE_MEDIA_TYPE {
-        return Err(Error::Verify(format!(
-            "unsupported bundle media type {}",
-            raw.media_type
-        )));
-    }
-    let sig = raw
-        .dsse_envelope
-        .signatures
-        .first()
-        .ok_or_else(|| Error::Verify("the DSSE envelope has no signature".into()))?;
-    let entry = match raw.verification_material.tlog_entries.first() {
-        None => None,
-        Some(e) => Some(LogEntry {
-            body: e.canonicalized_body.clone(),
-            integrated_time: e.integrated_time.parse().unwrap_or_default(),
-            log_id: hex::encode(unb64(&e.log_id.key_id)?),
-            log_index: e.log_index.parse().unwrap_or_default(),
-            verification: super::rekor::Verification {
-                signed_entry_timestamp: e
-                    .inclusion_promise
-                    .as_ref()
-                    .map(|p| p.signed_entry_timestamp.clone())
-                    .unwrap_or_default(),
-                inclusion_proof: None,
-            },
-        }),
-    };
-    Ok(ParsedBundle {
-        certificate: match raw.verification_material.certificate {
-            Some(c) => Some(unb64(&c.raw_bytes)?),
-            None => None,
-        },
-        payload: unb64(&raw.dsse_envelope.payload)?,
-        payload_type: raw.dsse_envelope.payload_type,
-        signature: unb64(&sig.sig)?,
-        signature_b64: sig.sig.clone(),
-        entry,
-    })
 }
 
 /// RFC 3339 UTC time of `secs` since the epoch (civil-from-days, Howard

@@ -1,8 +1,9 @@
-//! The little cryptography signing and verification need: P-256 ECDSA keys
-//! (ephemeral or from a PKCS#8 PEM), PEM encoding as Rekor and cosign write
-//! it (64-column lines, final newline), and X.509 certificate facts (SAN,
-//! Fulcio's issuer extension, validity, who signed it). Everything else is
-//! the callers'.
+//! The little cryptography signing needs: P-256 ECDSA keys (ephemeral or
+//! from a PKCS#8 PEM), PEM encoding as Rekor and cosign write it (64-column
+//! lines, final newline), X.509 certificate facts (SAN, Fulcio's issuer
+//! extension, validity, who signed it) and the checks a signer makes of
+//! what Fulcio and Rekor answer. Verifying signatures is
+//! [`super::verifier`]'s.
 
 use base64::Engine;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
@@ -126,13 +127,15 @@ pub fn verify_p256(spki_der: &[u8], message: &[u8], signature_der: &[u8]) -> Res
         .map_err(|_| Error::Verify("the signature does not verify".into()))
 }
 
-/// Public key SPKI DER of a PEM public key.
+/// Public key SPKI DER of a PEM public key (P-256, P-384 or Ed25519, as
+/// sigstore-verify accepts them).
 pub fn public_key_from_pem(pem_text: &str) -> Result<Vec<u8>, Error> {
-    let key = VerifyingKey::from_public_key_pem(pem_text)
-        .map_err(|e| Error::Key(format!("not a P-256 PEM public key: {e}")))?;
-    key.to_public_key_der()
-        .map(|d| d.as_bytes().to_vec())
-        .map_err(|e| Error::Key(e.to_string()))
+    use sigstore_verify::crypto::VerificationKey;
+    let key = sigstore_verify::types::DerPublicKey::from_pem(pem_text)
+        .map_err(|e| Error::Key(format!("not a PEM public key: {e}")))?;
+    VerificationKey::from_spki(&key)
+        .map_err(|e| Error::Key(format!("not a usable public key: {e}")))?;
+    Ok(key.as_bytes().to_vec())
 }
 
 /// OID of Fulcio's issuer extension (v2, DER UTF8String).

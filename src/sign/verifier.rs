@@ -12,6 +12,7 @@
 //! `--certificate-identity[-regexp]`), and names the check that failed.
 
 use regex::Regex;
+use sigstore_verify::crypto::VerificationKey;
 use sigstore_verify::types::{
     Bundle, DerPublicKey, Sha256Hash, SignatureContent, VerificationMaterialContent,
 };
@@ -233,11 +234,17 @@ pub fn verify(
                 "the bundle is signed with a key, and no key was given",
             )
         })?;
-        let mut key_policy = PublicKeyVerificationPolicy::new(DerPublicKey::new(key.clone()));
+        let key = DerPublicKey::new(key.clone());
         if options.allow_unlogged_key && unlogged(&bundle) {
-            key_policy = key_policy.skip_tlog_unsafe();
+            verify_unlogged(&bundle, artifact, &key)?;
+            return Ok(Verified {
+                payload,
+                ..Verified::default()
+            });
         }
-        verifier.0.verify(input, &bundle, &key_policy)
+        verifier
+            .0
+            .verify(input, &bundle, &PublicKeyVerificationPolicy::new(key))
     } else {
         if matches!(policy.identity, Matcher::KeyOnly) || matches!(policy.issuer, Matcher::KeyOnly)
         {
@@ -271,6 +278,56 @@ fn unlogged(bundle: &Bundle) -> bool {
             .timestamp_verification_data
             .rfc3161_timestamps
             .is_empty()
+}
+
+/// The signature of a key-signed bundle with no log evidence (which
+/// sigstore-verify refuses to read): the key's signature over the artifact,
+/// or over the DSSE envelope whose in-toto statement names the artifact.
+fn verify_unlogged(
+    bundle: &Bundle,
+    artifact: Artifact<'_>,
+    key: &DerPublicKey,
+) -> Result<(), Failure> {
+    let key = VerificationKey::from_spki(key)
+        .map_err(|e| fail(Check::Signature, format!("the key is unusable: {e}")))?;
+    let checked = match (&bundle.content, artifact) {
+        (SignatureContent::DsseEnvelope(env), artifact) => {
+            names_subject(env.payload.as_bytes(), artifact)?;
+            key.verify(env.pae(), &env.signature.sig)
+        }
+        (SignatureContent::MessageSignature(m), Artifact::Bytes(bytes)) => {
+            key.verify(bytes, &m.signature)
+        }
+        (SignatureContent::MessageSignature(m), Artifact::Sha256(digest)) => {
+            key.verify_prehashed(&digest, &m.signature)
+        }
+        _ => return Err(fail(Check::Bundle, "neither a message signature nor DSSE")),
+    };
+    checked.map_err(|e| fail(Check::Signature, e.to_string()))
+}
+
+/// An in-toto statement names `artifact` (by SHA-256) among its subjects.
+fn names_subject(statement: &[u8], artifact: Artifact<'_>) -> Result<(), Failure> {
+    let digest = match artifact {
+        Artifact::Sha256(d) => d,
+        Artifact::Bytes(b) => <sha2::Sha256 as sha2::Digest>::digest(b).into(),
+    };
+    let value: serde_json::Value = serde_json::from_slice(statement)
+        .map_err(|e| fail(Check::Bundle, format!("unreadable in-toto statement: {e}")))?;
+    let want = hex::encode(digest);
+    let named = value["subject"].as_array().is_some_and(|subjects| {
+        subjects
+            .iter()
+            .any(|s| s["digest"]["sha256"] == want.as_str())
+    });
+    if named {
+        Ok(())
+    } else {
+        Err(fail(
+            Check::Artifact,
+            format!("no in-toto subject is sha256:{want}"),
+        ))
+    }
 }
 
 fn check_signer(
