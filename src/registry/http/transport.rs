@@ -1,7 +1,8 @@
 //! The one door to the network: [`send`] executes every HTTP request of the
 //! registry layer (registry calls and token fetches alike), each admitted by
-//! the per-host limiter (`limit.rs`) and counted (`stats.rs`). Retries wrap
-//! whole operations one level up (`retry.rs`). Also: building the shared
+//! the limiter of its host and operation class (`limit.rs`) and counted
+//! (`stats.rs`). Retries wrap whole operations one level up (`retry.rs`).
+//! Also: building the shared
 //! `reqwest` client with its timeouts, and turning unexpected statuses into
 //! errors.
 
@@ -13,7 +14,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
-use super::limit::{Limiters, RateOptions};
+use super::limit::{Limiters, OpClass, RateOptions};
 use super::stats::HostStats;
 use crate::registry::error::{Error, Result};
 
@@ -125,7 +126,8 @@ impl Transport {
     }
 }
 
-/// Execute one request, once, after the limiter of its host admits it.
+/// Execute one request, once, after the limiter of its host and class
+/// (read, blob write, manifest write) admits it.
 /// Every HTTP request of the registry layer passes here, and only here. A
 /// response is returned whatever its status; its status and rate-limit
 /// headers go back to the limiter.
@@ -133,6 +135,7 @@ pub(crate) async fn send(transport: &Transport, request: Request) -> Result<Resp
     let method = request.method.clone();
     let url = request.url.clone();
     let limiter = transport.limiters.for_url(&url);
+    let class = OpClass::of(&method, &url);
     let mut builder = transport
         .http
         .request(request.method, request.url)
@@ -140,13 +143,13 @@ pub(crate) async fn send(transport: &Transport, request: Request) -> Result<Resp
     if let Some(body) = request.body {
         builder = builder.body(body);
     }
-    let _permit = limiter.admit().await;
+    let _admission = limiter.admit(class).await;
     limiter.counters.request();
     tracing::debug!(%method, %url, "registry request");
     match builder.send().await {
         Ok(response) => {
             limiter.counters.response(response.status().as_u16());
-            limiter.observe(response.status().as_u16(), response.headers());
+            limiter.observe(class, response.status().as_u16(), response.headers());
             Ok(response)
         }
         Err(source) => {
