@@ -16,7 +16,14 @@ transport), because `--src docker` takes a single repository per process.
 Measured: wall time of the copy and of the no-op, the requests the registries
 logged during the no-op (from their own logs), and peak RSS (ru_maxrss from
 `/usr/bin/time -f %M`; for skopeo the largest of its processes and their
-sum). Run through bench/promote.sh.
+sum).
+
+Also measured in each round: the registry-ingest floor, a client that only
+uploads the same blobs into DESTS fresh registries (POST + monolithic PUT,
+FLOOR_THREADS=8 in flight per destination, bytes from the source's storage
+on disk), with no manifest, no read from a registry and no check. The
+report gives promoter's copy as a ratio to skopeo and to that floor. Run
+through bench/promote.sh.
 """
 
 import gzip
@@ -134,8 +141,13 @@ def request(method, url, data=None, headers=None):
         return resp.status, dict(resp.headers), resp.read()
 
 
+# (repository, digest) of every blob pushed to the source, for the floor.
+PUSHED_BLOBS = set()
+
+
 def push_blob(reg, repo, data):
     digest = sha256(data)
+    PUSHED_BLOBS.add((repo, digest))
     _, headers, _ = request("POST", reg.url(f"/v2/{repo}/blobs/uploads/"))
     location = headers["Location"]
     if location.startswith("/"):
@@ -258,6 +270,66 @@ def run_measured(commands, scratch):
         with open(rss_file) as f:
             rss.append(int(f.read().split()[-1]))
     return time.monotonic() - started, rss, codes
+
+
+def blob_path(src, digest):
+    """Where the source docker-registry keeps a blob's bytes."""
+    hex_ = digest.split(":", 1)[1]
+    return os.path.join(
+        src.dir, "storage/docker/registry/v2/blobs/sha256", hex_[:2], hex_, "data"
+    )
+
+
+def upload_floor(src, dests, blobs):
+    """The registry-ingest floor: upload every (repository, blob) the
+    promotion writes to every destination (POST, then a monolithic PUT),
+    FLOOR_THREADS uploads in flight per destination over persistent
+    connections, bytes read from the source's storage (the page cache):
+    no manifests, no reads from a registry, no checks. Returns wall seconds."""
+    import http.client
+    import threading
+
+    threads = int(os.environ.get("FLOOR_THREADS", "8"))
+    local = threading.local()
+
+    def connection(host):
+        conns = local.__dict__.setdefault("conns", {})
+        if host not in conns:
+            conns[host] = http.client.HTTPConnection(host, timeout=120)
+        return conns[host]
+
+    def call(host, method, path, body=None, headers=None):
+        conn = connection(host)
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status >= 300:
+            raise SystemExit(f"floor: {method} {host}{path}: {resp.status}")
+        return resp
+
+    def upload(job):
+        dest, repo, digest = job
+        resp = call(dest.host, "POST", f"/v2/prod/{repo[len('staging/'):]}/blobs/uploads/")
+        location = resp.getheader("Location")
+        if location.startswith("http"):
+            location = "/" + location.split("/", 3)[3]
+        sep = "&" if "?" in location else "?"
+        with open(blob_path(src, digest), "rb") as f:
+            data = f.read()
+        call(
+            dest.host,
+            "PUT",
+            f"{location}{sep}digest={digest}",
+            body=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    # Interleave destinations so that each keeps `threads` uploads busy.
+    jobs = [(d, repo, digest) for repo, digest in sorted(blobs) for d in dests]
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads * len(dests)) as pool:
+        list(pool.map(upload, jobs))
+    return time.monotonic() - started
 
 
 def main():
@@ -384,6 +456,18 @@ def bench(root, registries):
                 f"peak RSS {row['copy_rss_kib'] / 1024:.0f} MiB",
                 flush=True,
             )
+        dests = [Registry(root, f"floor-{rnd}-{i}") for i in range(DESTS)]
+        registries.extend(dests)
+        row = {"round": rnd + 1, "tool": "floor", "copy_s": upload_floor(src, dests, PUSHED_BLOBS)}
+        for d in dests:
+            d.stop()
+            registries.remove(d)
+        results.append(row)
+        print(
+            f"  round {row['round']} floor    copy {row['copy_s']:6.2f} s   "
+            f"(blob uploads only: {len(PUSHED_BLOBS)} blobs x {DESTS} destinations)",
+            flush=True,
+        )
     report(results, by_repo)
 
 
@@ -430,6 +514,8 @@ def report(results, by_repo):
         f"{'copy RSS MiB':>12} {'no-op RSS MiB':>13}"
     )
     for r in results:
+        if r["tool"] == "floor":
+            continue
         print(
             f"{r['round']:>5} {r['tool']:<9} {r['copy_s']:>7.2f} {r['noop_s']:>8.2f} "
             f"{r['noop_requests']:>9} {r['copy_rss_kib'] / 1024:>12.1f} {r['noop_rss_kib'] / 1024:>13.1f}"
@@ -449,6 +535,13 @@ def report(results, by_repo):
         if "rss" in key:
             p, s = p / 1024, s / 1024
         print(f"{label:<22} {fmt.format(p):>10} {fmt.format(s):>10} {p / s:>7.3f}")
+    floor = med("floor", "copy_s")
+    p, s = med("promoter", "copy_s"), med("skopeo", "copy_s")
+    print(
+        f"registry-ingest floor (blob uploads only, {os.environ.get('FLOOR_THREADS', '8')} "
+        f"in flight per destination): {floor:.2f} s; copy vs floor: promoter {p / floor:.2f}x, "
+        f"skopeo {s / floor:.2f}x"
+    )
     skopeo_sum = med("skopeo", "copy_rss_sum_kib") / 1024
     print(f"skopeo copy RSS summed over its {DESTS} processes: {skopeo_sum:.1f} MiB")
     print(

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Side by side: `promoter run --confirm` against `skopeo sync --all
 # --preserve-digests` (skopeo 1.9, one process per destination in parallel),
-# alternated A/B/A/B on local docker-registry instances. Installs the Debian
-# packages it needs (docker-registry, skopeo, time) when missing; needs python3.
+# alternated A/B/A/B on local docker-registry instances, and in each round the
+# registry-ingest floor: a client that only uploads the same blobs (POST +
+# PUT, FLOOR_THREADS=8 in flight per destination). Reports promoter's ratio
+# to skopeo and to the floor. Installs the Debian packages it needs
+# (docker-registry, skopeo, time) when missing; needs python3.
 #
 # Defaults follow issue 4: 50 two-platform images (2 layers per platform,
 # one shared, 1-4 MiB each) in 10 repositories, one source, 4 destinations,
@@ -10,7 +13,8 @@
 #   IMAGES=50 REPOS=10 DESTS=4 ROUNDS=2 MIN_MIB=1 MAX_MIB=4 bench/promote.sh
 # BENCH_JSON=out.json also writes every measurement as JSON; BENCH_KEEP=1
 # keeps the scratch directory with every run's output.
-# PROMOTER_ARGS="--max-rps 1000" adds flags to every promoter run.
+# PROMOTER_ARGS="--max-rps 50" adds flags to every promoter run (this one
+# paces every host from its first request, starting at 50 r/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench/install.sh time docker-registry skopeo

@@ -111,7 +111,7 @@ pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
         confirm: args.confirm == Some(true),
         format: None,
         concurrency: args.threads.unwrap_or(16),
-        max_rps: 50.0,
+        max_rps: f64::INFINITY,
         max_rps_host: Vec::new(),
         limiter: crate::cli::LimiterArg::Adaptive,
         insecure_registry: Vec::new(),

@@ -243,13 +243,16 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
 
-    /// Initial request rate per registry host, requests per second. The
-    /// rate adapts: it rises while requests succeed and halves on a 429.
-    #[arg(long, default_value_t = 50.0, value_name = "RATE")]
+    /// Pace every registry host from its first request, starting at RATE
+    /// requests per second (then adapting, up to 4x). Without it a host is
+    /// not paced until it pushes back (429, 503, Retry-After, RateLimit-*),
+    /// and then each kind of request (reads, blob writes, manifest writes)
+    /// is paced at what the host accepts.
+    #[arg(long, default_value_t = f64::INFINITY, hide_default_value = true, value_name = "RATE")]
     pub max_rps: f64,
 
-    /// The initial rate of one host, as `HOST=RATE` (e.g.
-    /// `us-docker.pkg.dev=80`). May be given more than once.
+    /// The starting rate of one host, as `HOST=RATE` (e.g.
+    /// `docker.io=5`). May be given more than once.
     #[arg(long, value_name = "HOST=RATE", value_parser = parse_host_rate)]
     pub max_rps_host: Vec<(String, f64)>,
 

@@ -62,7 +62,8 @@ pub struct Target {
 #[derive(Clone, Debug)]
 pub struct CopyOptions {
     /// Registry operations in flight at once, across images, blobs and
-    /// destinations (at least 1).
+    /// destinations (at least 1); manifest and tag pushes have as many
+    /// again of their own.
     pub concurrency: usize,
     /// Where blobs larger than [`blobs::IN_MEMORY_MAX`] that go to several
     /// destinations are spooled; the system temporary directory when `None`.
@@ -233,6 +234,11 @@ pub enum ProgressEvent {
 /// State shared by every task of one [`execute`].
 struct Execution {
     permits: Semaphore,
+    /// Manifest and tag pushes have permits of their own: a registry that
+    /// paces manifest writes (ECR's `PutImage` quota is 10/s) holds them
+    /// back in the rate limiter, and they must not hold the slots blob
+    /// transfers need meanwhile.
+    manifest_permits: Semaphore,
     /// Bytes of small blobs held in memory at once.
     memory: Semaphore,
     spool_dir: PathBuf,
@@ -305,6 +311,7 @@ pub async fn execute(
     let (events, mut receiver) = mpsc::unbounded_channel();
     let ctx: Ctx = Arc::new(Execution {
         permits: Semaphore::new(options.concurrency.max(1)),
+        manifest_permits: Semaphore::new(options.concurrency.max(1)),
         memory: Semaphore::new(blobs::MEMORY_BUDGET),
         spool_dir: options.spool_dir.clone().unwrap_or_else(std::env::temp_dir),
         counters: Counters::default(),
@@ -450,7 +457,7 @@ async fn finish_target(
     Ok(())
 }
 
-/// Push one manifest under `reference`, holding a permit.
+/// Push one manifest under `reference`, holding a manifest permit.
 async fn push(
     ctx: &Ctx,
     registry: &dyn Registry,
@@ -458,7 +465,11 @@ async fn push(
     reference: Reference,
     manifest: &Manifest,
 ) -> Result<(), Error> {
-    let _permit = ctx.permit().await;
+    let _permit = ctx
+        .manifest_permits
+        .acquire()
+        .await
+        .expect("semaphore never closed");
     registry
         .push_manifest(repo, &reference, manifest)
         .await

@@ -17,6 +17,7 @@ pub mod bundle;
 pub mod cosign;
 pub mod crypto;
 pub mod fulcio;
+pub mod listed;
 pub mod oidc;
 pub mod rekor;
 pub mod replicate;

@@ -1,7 +1,8 @@
 //! Debian `nginx` on 127.0.0.1 as a reverse proxy in front of a registry,
 //! adding the faults registries show in the field: a request-rate limit
 //! answered with 429 (`limit_req`), and 503 on a share of requests
-//! (`split_clients`). Also [`Backend`], a `docker-registry` that can be
+//! (`split_clients`), or a rate limit on manifest PUTs alone
+//! ([`ManifestPutLimit`]). Also [`Backend`], a `docker-registry` that can be
 //! killed and restarted on the same port with the same storage.
 //!
 //! Every process runs in the foreground with its files in a temporary
@@ -28,6 +29,21 @@ pub struct Faults {
     pub burst: u32,
     /// Percentage of requests answered 503 without reaching the registry.
     pub fail_percent: Option<u32>,
+}
+
+/// A `limit_req` on manifest PUTs only (`PUT /v2/<name>/manifests/<ref>`),
+/// answered with 429 beyond its burst; every other request passes
+/// unlimited. Reproduces registries that meter manifest writes apart:
+/// ECR's default `PutImage` quota of 10/s while layer reads go far higher
+/// (ECR user guide, "Amazon ECR service quotas"), Artifact Registry's
+/// 18,000 writes/min inside 60,000 requests/min (cloud.google.com
+/// artifact-registry/quotas).
+#[derive(Clone, Copy, Debug)]
+pub struct ManifestPutLimit {
+    /// Manifest PUTs per second.
+    pub rate: u32,
+    /// Requests queued (delayed to the rate) before nginx answers 429.
+    pub burst: u32,
 }
 
 /// A running nginx.
@@ -79,6 +95,15 @@ impl Nginx {
     /// Start nginx proxying to `upstream` (`127.0.0.1:<port>`) with
     /// `faults`, on a free port (a few tries if another process takes it).
     pub fn start(upstream: &str, faults: Faults) -> Nginx {
+        Nginx::start_with(upstream, faults, None)
+    }
+
+    /// Start nginx proxying to `upstream`, limiting only manifest PUTs.
+    pub fn start_limiting_manifest_puts(upstream: &str, limit: ManifestPutLimit) -> Nginx {
+        Nginx::start_with(upstream, Faults::default(), Some(limit))
+    }
+
+    fn start_with(upstream: &str, faults: Faults, manifests: Option<ManifestPutLimit>) -> Nginx {
         assert!(
             Path::new(NGINX).exists(),
             "{NGINX} is missing: install the Debian package `nginx`"
@@ -87,7 +112,7 @@ impl Nginx {
             let dir = tempfile::tempdir().expect("nginx temp dir");
             let port = free_port();
             let host = format!("127.0.0.1:{port}");
-            let config = config(dir.path(), &host, upstream, faults);
+            let config = config(dir.path(), &host, upstream, faults, manifests);
             std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
             let mut child = Command::new(NGINX)
                 .arg("-p")
@@ -121,6 +146,34 @@ impl Nginx {
     }
 }
 
+/// One line of the access log.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    /// Seconds since the epoch, when the response was sent.
+    pub at: f64,
+    pub status: u16,
+    pub method: String,
+    pub uri: String,
+}
+
+impl Nginx {
+    /// The access log with methods and paths.
+    pub fn requests(&self) -> Vec<Logged> {
+        let text = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let mut parts = line.split_whitespace();
+                Some(Logged {
+                    at: parts.next()?.parse().ok()?,
+                    status: parts.next()?.parse().ok()?,
+                    method: parts.next()?.to_owned(),
+                    uri: parts.next()?.to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// Requests the registry answered, per second: statuses 200, 201, 202 and
 /// 404 over the window from the first to the last of them.
 pub fn answered_rate(log: &[(f64, u16)]) -> (usize, f64) {
@@ -139,7 +192,13 @@ pub fn answered_rate(log: &[(f64, u16)]) -> (usize, f64) {
     (times.len(), times.len() as f64 / window)
 }
 
-fn config(dir: &Path, listen: &str, upstream: &str, faults: Faults) -> String {
+fn config(
+    dir: &Path,
+    listen: &str,
+    upstream: &str,
+    faults: Faults,
+    manifests: Option<ManifestPutLimit>,
+) -> String {
     let d = dir.display();
     let user = if running_as_root() { "user root;" } else { "" };
     let mut zones = String::new();
@@ -157,6 +216,18 @@ fn config(dir: &Path, listen: &str, upstream: &str, faults: Faults) -> String {
         location.push_str(&format!(
             "limit_req zone=registry burst={};\nlimit_req_status 429;\nlimit_req_log_level info;\n",
             faults.burst
+        ));
+    }
+    if let Some(limit) = manifests {
+        // limit_req does not count requests whose key is empty.
+        zones.push_str(&format!(
+            "map \"$request_method:$uri\" $manifest_put {{ ~^PUT:/v2/.+/manifests/ $server_port; default \"\"; }}\n\
+             limit_req_zone $manifest_put zone=manifests:1m rate={}r/s;\n",
+            limit.rate
+        ));
+        location.push_str(&format!(
+            "limit_req zone=manifests burst={};\nlimit_req_status 429;\nlimit_req_log_level info;\n",
+            limit.burst
         ));
     }
     format!(

@@ -33,7 +33,9 @@ pub struct HostStats {
     /// Milliseconds the host was paused on `Retry-After` or
     /// `RateLimit-Reset`.
     pub paused_ms: u64,
-    /// The limiter's rate when the snapshot was taken, requests per second.
+    /// The lowest rate the limiter paced one of the host's operation
+    /// classes at when the snapshot was taken, requests per second; 0 when
+    /// none is paced (the host never pushed back).
     pub rate_rps: f64,
 }
 

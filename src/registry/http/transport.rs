@@ -1,11 +1,12 @@
 //! The one door to the network: [`send`] executes every HTTP request of the
 //! registry layer (registry calls and token fetches alike), each admitted by
-//! the per-host limiter (`limit.rs`) and counted (`stats.rs`). Retries wrap
-//! whole operations one level up (`retry.rs`). Also: building the shared
-//! `reqwest` client with its timeouts and redirect policy, reading bodies
-//! within a size and a deadline ([`read_body`], [`BodyLimit`]), giving up
-//! on a host that asks for a longer pause than promoter waits, and turning
-//! unexpected statuses into errors.
+//! the limiter of its host and operation class (`limit.rs`) and counted
+//! (`stats.rs`). Retries wrap whole operations one level up (`retry.rs`).
+//! Also: building the shared `reqwest` client with its timeouts and
+//! redirect policy, reading bodies within a size and a deadline
+//! ([`read_body`], [`BodyLimit`]), giving up on a host that asks for a
+//! longer pause than promoter waits, and turning unexpected statuses into
+//! errors.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,7 @@ use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
 use super::headers;
-use super::limit::{Limiters, MAX_PAUSE, RateOptions, host_key};
+use super::limit::{Limiters, MAX_PAUSE, OpClass, RateOptions, host_key};
 use super::stats::HostStats;
 use crate::registry::error::{Error, Result};
 use crate::registry::manifest::MAX_MANIFEST_BYTES;
@@ -194,7 +195,8 @@ impl Transport {
     }
 }
 
-/// Execute one request, once, after the limiter of its host admits it.
+/// Execute one request, once, after the limiter of its host and class
+/// (read, blob write, manifest write) admits it.
 /// Every HTTP request of the registry layer passes here, and only here. A
 /// response is returned whatever its status; its status and rate-limit
 /// headers go back to the limiter. A host that asked for a pause longer
@@ -209,6 +211,7 @@ pub(crate) async fn send(transport: &Transport, request: Request) -> Result<Resp
     let limiter = transport.limiters.for_url(&url);
     let upload = request.body.as_ref().map_or(0, |b| b.len() as u64);
     let deadline = HEADERS_DEADLINE + Duration::from_secs(upload / UPLOAD_FLOOR_BYTES_PER_SEC);
+    let class = OpClass::of(&method, &url);
     let mut builder = transport
         .http
         .request(request.method, request.url)
@@ -216,7 +219,7 @@ pub(crate) async fn send(transport: &Transport, request: Request) -> Result<Resp
     if let Some(body) = request.body {
         builder = builder.body(body);
     }
-    let _permit = limiter.admit().await;
+    let _admission = limiter.admit(class).await;
     // Refused while this request waited for its slot.
     if let Some(error) = transport.refusal(&host) {
         return Err(error);
@@ -232,7 +235,7 @@ pub(crate) async fn send(transport: &Transport, request: Request) -> Result<Resp
                 // given up on.
                 return Err(transport.refuse(&host, refusal));
             }
-            limiter.observe(status, response.headers());
+            limiter.observe(class, status, response.headers());
             Ok(response)
         }
         Ok(Err(source)) => {
