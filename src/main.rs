@@ -39,11 +39,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Findings) => ExitCode::from(1),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut message = format!("error: {err}");
-            for cause in err.chain().skip(1) {
-                message.push_str(&format!("\n  caused by: {cause}"));
-            }
-            let _ = writeln!(std::io::stderr(), "{message}");
+            let _ = writeln!(std::io::stderr(), "{}", error_message(&err));
             ExitCode::from(2)
         }
     }
@@ -108,6 +104,23 @@ fn promote(args: &promoter::cli::RunArgs) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()?;
     runtime.block_on(promoter::run::run(args))
+}
+
+/// The error and its causes, once each: `error: <what>`, then `caused by:`
+/// lines, then the phase it happened in (a phase's context goes last, so
+/// the first line says what went wrong).
+fn error_message(err: &anyhow::Error) -> String {
+    let mut chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+    let phase = (err.downcast_ref::<promoter::run::InPhase>().is_some() && chain.len() > 1)
+        .then(|| chain.remove(0));
+    let mut message = format!("error: {}", chain[0]);
+    for cause in &chain[1..] {
+        message.push_str(&format!("\n  caused by: {cause}"));
+    }
+    if let Some(phase) = phase {
+        message.push_str(&format!("\n  ({phase})"));
+    }
+    message
 }
 
 /// `promoter check | head` must not fail loudly when `head` exits.

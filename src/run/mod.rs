@@ -44,7 +44,19 @@ pub async fn phase<T>(
     let started = Instant::now();
     let result = work.instrument(span).await;
     timings.record(name, started.elapsed());
-    result.with_context(|| format!("phase `{name}` failed"))
+    result.map_err(|err| err.context(InPhase(name)))
+}
+
+/// The context [`phase`] puts on an error: "phase `copy` failed". The
+/// binary prints it after the error it carries, so that the first line a
+/// user reads is what went wrong.
+#[derive(Debug)]
+pub struct InPhase(pub &'static str);
+
+impl std::fmt::Display for InPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "phase `{}` failed", self.0)
+    }
 }
 
 /// What the copy and sign phases did, for the report.
