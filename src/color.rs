@@ -3,6 +3,9 @@
 //! `NO_COLOR` set and not empty means none; `CLICOLOR_FORCE` forces colour;
 //! `TERM=dumb` or a stream that is not a terminal means none. The one place
 //! these rules live; renderers only take the resulting `bool`.
+//!
+//! anstream alone lets a `CI` variable override `TERM=dumb` on a terminal;
+//! we do not, so that the rule users read in `docs/cli.md` holds everywhere.
 
 use anstream::stream::RawStream;
 
@@ -12,6 +15,7 @@ use crate::cli::ColorChoice;
 /// errors) follow; `auto` leaves it to each stream.
 pub fn set_global(choice: ColorChoice) {
     anstream::ColorChoice::write_global(match choice {
+        ColorChoice::Auto if dumb_terminal() => anstream::ColorChoice::Never,
         ColorChoice::Auto => anstream::ColorChoice::Auto,
         ColorChoice::Always => anstream::ColorChoice::Always,
         ColorChoice::Never => anstream::ColorChoice::Never,
@@ -23,11 +27,20 @@ pub fn enabled(choice: ColorChoice, stream: &impl RawStream) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => !matches!(
-            anstream::AutoStream::choice(stream),
-            anstream::ColorChoice::Never
-        ),
+        ColorChoice::Auto => {
+            !dumb_terminal()
+                && !matches!(
+                    anstream::AutoStream::choice(stream),
+                    anstream::ColorChoice::Never
+                )
+        }
     }
+}
+
+/// `TERM=dumb` without `CLICOLOR_FORCE`: no colour, whatever `CI` says.
+fn dumb_terminal() -> bool {
+    let forced = std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
+    !forced && std::env::var_os("TERM").is_some_and(|t| t == "dumb")
 }
 
 /// [`enabled`] for stdout.

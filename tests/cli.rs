@@ -284,7 +284,8 @@ fn colour_follows_no_color_clicolor_force_and_the_flag() {
 }
 
 /// Runs `check` of the bad manifest on a pseudo-terminal (util-linux
-/// `script`) with TERM set to `term`; the terminal's output.
+/// `script`) with TERM set to `term`; the terminal's output. `CI` is set, as
+/// on GitHub's runners: anstream alone would let it override `TERM=dumb`.
 fn on_a_terminal(term: &str) -> Option<String> {
     let dir = bad_manifest();
     let command = format!("{BIN} check --manifest m.yaml");
@@ -295,6 +296,7 @@ fn on_a_terminal(term: &str) -> Option<String> {
         .env_remove("CLICOLOR_FORCE")
         .env_remove("CLICOLOR")
         .env_remove("GITHUB_ACTIONS")
+        .env("CI", "true")
         .env("TERM", term)
         .output()
         .ok()?;
