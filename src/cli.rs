@@ -551,6 +551,11 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub manifests: ManifestArgs,
 
+    /// `text` (a line, or a table of the gaps) or `json` (an object with
+    /// `schema_version`; docs/report-schema.md).
+    #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+    pub format: TableFormat,
+
     #[command(flatten)]
     pub identity: IdentityArgs,
 

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     match &cli.command {
         Command::Check(args) => check::run(args),
-        Command::Run(args) => promote(args),
+        Command::Run(args) => promote(args, cli.global.color),
         Command::Cip(args) => {
             let (translated, notes) = cip::translate(args).map_err(anyhow::Error::msg)?;
             for note in notes {
@@ -59,7 +59,7 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
                     args.color = cli.global.color;
                     check::run(&args)
                 }
-                cip::Translated::Run(args) => promote(&args),
+                cip::Translated::Run(args) => promote(&args, cli.global.color),
             }
         }
         Command::Action => {
@@ -99,11 +99,17 @@ fn run(cli: &Cli) -> anyhow::Result<Outcome> {
 }
 
 /// Runs `promoter run` on a tokio runtime: the only place one is built.
-fn promote(args: &promoter::cli::RunArgs) -> anyhow::Result<Outcome> {
+fn promote(
+    args: &promoter::cli::RunArgs,
+    color: promoter::cli::ColorChoice,
+) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(promoter::run::run(args))
+    let options = promoter::report::RenderOptions {
+        color: color::stdout(color),
+    };
+    runtime.block_on(promoter::run::run(args, &options))
 }
 
 /// The error and its causes, once each: `error: <what>`, then `caused by:`

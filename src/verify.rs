@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use futures_util::stream;
 
 use crate::check;
-use crate::cli::{CheckArgs, VerifyArgs};
+use crate::cli::{CheckArgs, TableFormat, VerifyArgs};
 use crate::config::{self, Registries};
 use crate::diagnostic::{Outcome, SeverityCounts};
 use crate::plan;
@@ -54,7 +54,13 @@ pub async fn command(args: &VerifyArgs) -> anyhow::Result<Outcome> {
         .collect();
     let mut out = std::io::stdout().lock();
     if args.fix && !gaps.is_empty() {
-        checks.fix(&all, &mut gaps, &mut out).await?;
+        // What `--fix` did goes to stderr when stdout is JSON.
+        let mut err = std::io::stderr().lock();
+        let log: &mut dyn std::io::Write = match args.format {
+            TableFormat::Text => &mut out,
+            TableFormat::Json => &mut err,
+        };
+        checks.fix(&all, &mut gaps, log).await?;
     }
     let gaps = Gaps {
         items: &checks.items,
@@ -63,7 +69,10 @@ pub async fn command(args: &VerifyArgs) -> anyhow::Result<Outcome> {
         attestations: checks.attestations,
         requests: RequestCounts::get(&checks.counts.reads),
     };
-    crate::report::verify::write(&mut out, &gaps)?;
+    match args.format {
+        TableFormat::Text => crate::report::verify::write(&mut out, &gaps)?,
+        TableFormat::Json => crate::report::verify::write_json(&mut out, &gaps)?,
+    }
     Ok(if gaps.gaps.is_empty() {
         Outcome::Clean
     } else {

@@ -511,6 +511,20 @@ fn key_signed_attestations_between_image_layouts() {
     let bad = verify(&["--attestations"]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
     assert!(text(&bad).contains("4 of 4"), "{}", text(&bad));
+    // The same verdict as JSON: every gap, each format's status.
+    let json = verify(&["--attestations", "--format", "json"]);
+    assert_eq!(json.status.code(), Some(1), "{}", text(&json));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON object");
+    assert_eq!(report["schema_version"], 1, "{report}");
+    assert_eq!(report["total"], 4, "{report}");
+    let gaps = report["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 4, "{report}");
+    for gap in gaps {
+        assert!(gap["digest"].as_str().unwrap().starts_with("sha256:"), "{gap}");
+        assert_eq!(gap["legacy"]["status"], "invalid", "{gap}");
+        assert!(gap["legacy"]["reason"].is_string(), "{gap}");
+        assert_eq!(gap["provenance"]["status"], "invalid", "{gap}");
+    }
     // Nothing left to do: a second run signs and attests nothing.
     let again = run();
     assert!(again.status.success(), "{}", text(&again));

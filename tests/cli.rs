@@ -281,6 +281,14 @@ fn colour_follows_no_color_clicolor_force_and_the_flag() {
         &[],
     );
     assert!(text(&out.stdout).contains('\x1b'));
+    // `run`'s human report follows the same flag (its manifests' errors
+    // here); never in a pipe by default.
+    let run = ["run", "--manifest", "m.yaml", "--format", "human"];
+    let out = promoter(&[&["--color=always"][..], &run].concat(), dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\x1b[1;31merror[M201]"), "{}", text(&out.stdout));
+    let out = promoter(&run, dir.path(), &[]);
+    assert!(!text(&out.stdout).contains('\x1b'), "{}", text(&out.stdout));
 }
 
 /// Runs `check` of the bad manifest on a pseudo-terminal (util-linux

@@ -117,6 +117,7 @@ fn promoter_run(input: &[&str], confirm: bool) -> RunOutput {
     let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!("promoter run did not print one JSON object ({e}):\n{stdout}\nstderr:\n{stderr}")
     });
+    assert_eq!(json["schema_version"], 1, "the run report names its shape");
     RunOutput {
         code: out.status.code().expect("promoter exited normally"),
         json,

@@ -131,6 +131,10 @@ impl From<&RequestCounts> for SigningTotals {
 /// Every field has a default, so that an older or partial report reads.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RunReport<I = ImagePlan> {
+    /// [`RUN_SCHEMA_VERSION`] when written; a report from before the field
+    /// existed has the same shape and reads as version 1.
+    #[serde(default = "first_version")]
+    pub schema_version: u32,
     #[serde(default)]
     pub confirm: bool,
     #[serde(default)]
@@ -159,9 +163,18 @@ pub struct RunReport<I = ImagePlan> {
     pub shard: Option<Shard>,
 }
 
+/// The version of the run report's shape (`docs/report-schema.md`). It
+/// grows only when a field changes meaning or goes away.
+pub const RUN_SCHEMA_VERSION: u32 = 1;
+
+fn first_version() -> u32 {
+    1
+}
+
 impl<I> Default for RunReport<I> {
     fn default() -> Self {
         RunReport {
+            schema_version: RUN_SCHEMA_VERSION,
             confirm: false,
             plan: PlanReport::default(),
             diagnostics: Vec::new(),
@@ -211,15 +224,10 @@ pub fn write_text(
     format: super::Format,
     report: &RunReport,
     sources: &Sources,
+    render: &super::RenderOptions,
 ) -> io::Result<()> {
     write_plan_table(out, &report.plan)?;
-    super::render(
-        format,
-        out,
-        &report.diagnostics,
-        sources,
-        &super::RenderOptions::default(),
-    )?;
+    super::render(format, out, &report.diagnostics, sources, render)?;
     write_summary(out, report)
 }
 

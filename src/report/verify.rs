@@ -1,13 +1,16 @@
 //! The report of `promoter verify`: one line when every destination
 //! carries what it must, else a table of the gaps (one row per digest and
 //! destination, a column per signature format and, with `--attestations`,
-//! per attestation kind) and a count.
+//! per attestation kind) and a count; or, with `--format json`, the same
+//! as one object (`docs/report-schema.md`).
 
 use std::io::{self, Write};
 
+use serde_json::{Value, json};
+
 use crate::registry::Digest;
 use crate::sign::Place;
-use crate::sign::verify::Verdict;
+use crate::sign::verify::{Status, Verdict};
 
 /// What `verify` found for one digest in one destination.
 pub struct Finding {
@@ -94,4 +97,51 @@ pub fn write(out: &mut dyn Write, report: &Gaps<'_>) -> io::Result<()> {
             "a valid signature"
         }
     )
+}
+
+/// The version of [`write_json`]'s shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Writes the verdict of `verify` as JSON: `schema_version`, `total`,
+/// `requests`, `attestations` and one object per gap (`destination`,
+/// `digest`, and per format a `status` with its `reason`).
+///
+/// # Errors
+///
+/// Only those of `out`.
+pub fn write_json(out: &mut dyn Write, report: &Gaps<'_>) -> io::Result<()> {
+    let gaps: Vec<Value> = report
+        .gaps
+        .iter()
+        .map(|((i, j), finding)| {
+            let (digest, places) = &report.items[*i];
+            let mut gap = json!({
+                "destination": places[*j].to_string(),
+                "digest": digest.to_string(),
+                "legacy": status(&finding.signatures.legacy),
+                "bundle": status(&finding.signatures.bundle),
+            });
+            if let Some(a) = &finding.attestations {
+                gap["record"] = status(&a.record);
+                gap["provenance"] = status(&a.provenance);
+            }
+            gap
+        })
+        .collect();
+    let value = json!({
+        "schema_version": SCHEMA_VERSION,
+        "total": report.total,
+        "attestations": report.attestations,
+        "requests": report.requests,
+        "gaps": gaps,
+    });
+    serde_json::to_writer_pretty(&mut *out, &value)?;
+    writeln!(out)
+}
+
+fn status(status: &Status) -> Value {
+    match status.parts() {
+        (kind, None) => json!({ "status": kind }),
+        (kind, Some(reason)) => json!({ "status": kind, "reason": reason }),
+    }
 }

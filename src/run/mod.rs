@@ -68,13 +68,14 @@ struct Done {
     failed: usize,
 }
 
-/// Runs `promoter run`.
+/// Runs `promoter run`; `render` says how to print the human report
+/// (colour).
 ///
 /// # Errors
 ///
 /// When the run cannot go on at all (a bad flag, an unreadable file, an
 /// unusable registry name); problems of single images are diagnostics.
-pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
+pub async fn run(args: &RunArgs, render: &RenderOptions) -> anyhow::Result<Outcome> {
     // A bad `--shards` setup fails before any work.
     let shard = args.shard()?;
     let mut timings = Timings::default();
@@ -92,7 +93,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
             &mut std::io::stdout().lock(),
             &diagnostics,
             &loaded.sources,
-            &RenderOptions::default(),
+            render,
         )?;
         eprintln!("promoter: the manifests have errors (above); nothing was promoted");
         return Ok(Outcome::Findings);
@@ -132,6 +133,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     };
 
     let report = RunReport {
+        schema_version: crate::report::run::RUN_SCHEMA_VERSION,
         confirm: config.confirm,
         plan: plan.into(),
         diagnostics,
@@ -143,7 +145,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         requests: config.registries.stats(),
         shard,
     };
-    write_report(&config, &report, &loaded.sources)?;
+    write_report(&config, &report, &loaded.sources, render)?;
     Ok(Outcome::of(&report.diagnostics))
 }
 
@@ -181,14 +183,19 @@ async fn promote(
 }
 
 /// The report phase: stdout in `--format`, the JSON file of `--report`.
-fn write_report(config: &RunConfig, report: &RunReport, sources: &Sources) -> anyhow::Result<()> {
+fn write_report(
+    config: &RunConfig,
+    report: &RunReport,
+    sources: &Sources,
+    render: &RenderOptions,
+) -> anyhow::Result<()> {
     let span = tracing::info_span!("phase", name = "report");
     let _entered = span.enter();
     let mut out = std::io::stdout().lock();
     match config.format {
         RunFormat::Json => report::run::write_json(&mut out, report)?,
         format @ (RunFormat::Human | RunFormat::Github) => {
-            report::run::write_text(&mut out, report_format(format), report, sources)?;
+            report::run::write_text(&mut out, report_format(format), report, sources, render)?;
         }
     }
     if let Some(path) = &config.report {

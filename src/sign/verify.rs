@@ -41,6 +41,18 @@ impl Status {
         matches!(self, Status::Valid | Status::NotChecked)
     }
 
+    /// The kind, for JSON: `valid`, `missing`, `invalid`, `not_checked`
+    /// or `error`, and the reason of the last two.
+    pub fn parts(&self) -> (&'static str, Option<&str>) {
+        match self {
+            Status::Valid => ("valid", None),
+            Status::Missing => ("missing", None),
+            Status::Invalid(why) => ("invalid", Some(why)),
+            Status::NotChecked => ("not_checked", None),
+            Status::Error(e) => ("error", Some(e)),
+        }
+    }
+
     /// Short text for tables.
     pub fn label(&self) -> String {
         match self {
