@@ -114,7 +114,7 @@ fn promoter_run(input: &[&str], confirm: bool) -> RunOutput {
     let out = command.output().expect("run promoter");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+    let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!("promoter run did not print one JSON object ({e}):\n{stdout}\nstderr:\n{stderr}")
     });
     assert_eq!(json["schema_version"], 1, "the run report names its shape");
