@@ -24,6 +24,10 @@ pub struct TrustedRoot {
     pub tlogs: Vec<(String, Vec<u8>)>,
     /// Fulcio CA certificates (DER), every certificate of every chain.
     pub ca_certs: Vec<Vec<u8>>,
+    /// Fulcio CA certificates of the root that have expired, as
+    /// `subject (expired <time>)`: their CA is no longer trusted to issue
+    /// (see [`narrow_to_certificates`]); a chain failure names them.
+    pub expired_ca_certs: Vec<String>,
     /// The whole root, prepared for bundle verification; `None` for a root
     /// built by hand (tests of the log's SignedEntryTimestamp alone).
     pub verifier: Option<Prepared>,
@@ -77,12 +81,14 @@ impl TrustedRoot {
     pub fn from_json(text: &str) -> Result<TrustedRoot, Error> {
         let raw: Raw = serde_json::from_str(text)
             .map_err(|e| Error::TrustRoot(format!("unreadable trusted root: {e}")))?;
-        let full = sigstore_verify::trust_root::TrustedRoot::from_json(text)
+        let mut full = sigstore_verify::trust_root::TrustedRoot::from_json(text)
             .map_err(|e| Error::TrustRoot(format!("unusable trusted root: {e}")))?;
+        let expired_ca_certs = narrow_to_certificates(&mut full)?;
         let verifier = sigstore_verify::Verifier::new(&full)
             .map_err(|e| Error::TrustRoot(format!("unusable trusted root: {e}")))?;
         let mut root = TrustedRoot {
             verifier: Some(Prepared(Arc::new(verifier))),
+            expired_ca_certs,
             ..TrustedRoot::default()
         };
         for log in raw.tlogs {
@@ -117,6 +123,64 @@ impl TrustedRoot {
             .find(|(id, _)| id.eq_ignore_ascii_case(log_id_hex))
             .map(|(_, der)| der.as_slice())
     }
+}
+
+/// The validity of one CA certificate.
+struct Validity {
+    subject: String,
+    not_before: jiff::Timestamp,
+    not_after: jiff::Timestamp,
+}
+
+fn validity_of(der: &[u8]) -> Result<Validity, Error> {
+    let unusable = |why: String| Error::TrustRoot(format!("unusable trusted root: {why}"));
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| unusable(format!("a CA certificate is not DER X.509: {e}")))?;
+    let time = |t: x509_parser::time::ASN1Time| {
+        jiff::Timestamp::from_second(t.timestamp())
+            .map_err(|e| unusable(format!("CA certificate {}: {e}", cert.subject())))
+    };
+    Ok(Validity {
+        subject: cert.subject().to_string(),
+        not_before: time(cert.validity().not_before)?,
+        not_after: time(cert.validity().not_after)?,
+    })
+}
+
+/// sigstore-verify makes every certificate of a Fulcio CA's chain a trust
+/// anchor, and, as webpki does for anchors, checks none of their own
+/// dates: an intermediate that has expired would still issue. A CA is
+/// trusted only while every certificate of its chain is valid (as clients
+/// that build the path with OpenSSL, such as sigstore-python, require), so
+/// each CA's `validFor` is narrowed to its certificates' validity; a CA
+/// whose certificates are never valid together is dropped. Returns the CA
+/// certificates that have expired by now.
+fn narrow_to_certificates(
+    root: &mut sigstore_verify::trust_root::TrustedRoot,
+) -> Result<Vec<String>, Error> {
+    let now = jiff::Timestamp::now();
+    let mut expired = Vec::new();
+    let mut kept = Vec::new();
+    for mut ca in std::mem::take(&mut root.certificate_authorities) {
+        let mut window = ca.valid_for;
+        for cert in &ca.cert_chain.certificates {
+            let v = validity_of(cert.raw_bytes.as_bytes())?;
+            if v.not_after < now {
+                expired.push(format!("{} (expired {})", v.subject, v.not_after));
+            }
+            let start = window.map_or(v.not_before, |w| w.start.max(v.not_before));
+            let end = window
+                .and_then(|w| w.end)
+                .map_or(v.not_after, |end| end.min(v.not_after));
+            window = Some(sigstore_verify::types::TimeRange::new(start, Some(end)));
+        }
+        ca.valid_for = window;
+        if window.is_none_or(|w| w.end.is_none_or(|end| w.start <= end)) {
+            kept.push(ca);
+        }
+    }
+    root.certificate_authorities = kept;
+    Ok(expired)
 }
 
 #[cfg(test)]
