@@ -79,7 +79,7 @@ pub fn select(text: &str, now: jiff::Timestamp, given: Given) -> Result<Selected
 
 /// Services valid at `now`, best first: highest API version, then newest
 /// start.
-fn current<'a>(services: &'a [ServiceEndpoint], now: jiff::Timestamp) -> Vec<&'a ServiceEndpoint> {
+fn current(services: &[ServiceEndpoint], now: jiff::Timestamp) -> Vec<&ServiceEndpoint> {
     let mut valid: Vec<_> = services
         .iter()
         .filter(|s| s.valid_for.contains(now))
