@@ -7,6 +7,10 @@
 //! the one certificate property under test differs from the untampered
 //! twin, which `promoter verify-bundle` must accept (exit 0); every tampered
 //! case must be refused (exit 1) at the chain check, with its reason.
+//! sigstore-python, an independent verifier, must agree on every case.
+
+#[path = "support/sigstore/mod.rs"]
+mod sigstore;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -131,11 +135,12 @@ impl World {
             _ => now + Duration::days(365),
         };
         let inter_key = key();
-        let inter_params = ca_params(
+        let mut inter_params = ca_params(
             "test fulcio intermediate",
             now - Duration::days(60),
             inter_end,
         );
+        inter_params.use_authority_key_identifier_extension = true;
         let inter_der = inter_params
             .signed_by(&inter_key, &Issuer::from_params(&root_params, &root_key))
             .expect("intermediate certificate")
@@ -157,6 +162,7 @@ impl World {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
         params.subject_alt_names = vec![SanType::URI(IDENTITY.try_into().expect("URI SAN"))];
         params.serial_number = Some(SerialNumber::from(0x5157_u64));
+        params.use_authority_key_identifier_extension = true;
         params.not_before = self.now - Duration::minutes(1);
         params.not_after = self.now + Duration::minutes(10);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -172,7 +178,15 @@ impl World {
             Tamper::NoEku => params.extended_key_usages.clear(),
             _ => {}
         }
-        // Fulcio's OIDC issuer extension (1.3.6.1.4.1.57264.1.8, UTF8String).
+        // Fulcio's OIDC issuer extensions: the legacy one (.1.1, raw bytes),
+        // which sigstore-python reads, and the current one (.1.8,
+        // UTF8String).
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 57264, 1, 1],
+                OIDC_ISSUER.as_bytes().to_vec(),
+            ));
         params
             .custom_extensions
             .push(CustomExtension::from_oid_content(
@@ -259,7 +273,28 @@ impl World {
             "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
             "integratedTime": integrated.to_string(),
             "inclusionPromise": {"signedEntryTimestamp": b64(&set)},
+            "inclusionProof": self.inclusion_proof(&body, &log_id),
             "canonicalizedBody": b64(&body),
+        })
+    }
+
+    /// The entry as the only leaf of a tree of one (RFC 6962 leaf hash =
+    /// root), with a checkpoint (a signed note) by the log's key, whose
+    /// signature line starts with the log ID's first four bytes.
+    fn inclusion_proof(&self, body: &[u8], log_id: &[u8; 32]) -> serde_json::Value {
+        let mut leaf = vec![0u8];
+        leaf.extend(body);
+        let root = sha256(&leaf);
+        let origin = "promoter.test/log";
+        let note = format!("{origin}\n1\n{}\n", b64(&root));
+        let mut signature = log_id[..4].to_vec();
+        signature.extend(self.rekor_key.sign(note.as_bytes()).expect("checkpoint"));
+        json!({
+            "logIndex": "0",
+            "rootHash": b64(&root),
+            "treeSize": "1",
+            "hashes": [],
+            "checkpoint": {"envelope": format!("{note}\n\u{2014} {origin} {}\n", b64(&signature))},
         })
     }
 
@@ -329,27 +364,65 @@ fn write_json(path: &Path, value: &serde_json::Value) {
     std::fs::write(path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
 }
 
-/// Make the case's files and run `promoter verify-bundle` on them.
-fn verify_bundle(tamper: Tamper) -> Output {
+/// Make the case's files and run `promoter verify-bundle` on them, and
+/// sigstore-python (an independent verifier) too.
+fn verify_bundle(tamper: Tamper) -> (Output, Output) {
     let world = World::new(tamper);
     let dir = tempfile::tempdir().unwrap();
+    let root = world.trusted_root(tamper);
     write_json(
         &dir.path().join("bundle.sigstore.json"),
         &world.bundle(tamper),
     );
-    write_json(
-        &dir.path().join("trusted_root.json"),
-        &world.trusted_root(tamper),
-    );
+    write_json(&dir.path().join("trusted_root.json"), &root);
+    write_json(&dir.path().join("trust_config.json"), &trust_config(root));
     std::fs::write(dir.path().join("artifact"), ARTIFACT).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_promoter"))
+    let ours = Command::new(env!("CARGO_BIN_EXE_promoter"))
         .args(["verify-bundle", "--bundle", "bundle.sigstore.json"])
         .args(["--certificate-identity", IDENTITY])
         .args(["--certificate-oidc-issuer", OIDC_ISSUER])
         .args(["--trusted-root", "trusted_root.json", "artifact"])
         .current_dir(dir.path())
         .output()
-        .unwrap()
+        .unwrap();
+    let python = Command::new(sigstore::sigstore_python())
+        .args(["--trust-config", "trust_config.json"])
+        .args([
+            "verify",
+            "identity",
+            "--offline",
+            "--bundle",
+            "bundle.sigstore.json",
+        ])
+        .args([
+            "--cert-identity",
+            IDENTITY,
+            "--cert-oidc-issuer",
+            OIDC_ISSUER,
+            "artifact",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    (ours, python)
+}
+
+/// sigstore-python's `--trust-config`: the trusted root and a signing
+/// config it needs to read (nothing is signed).
+fn trust_config(trusted_root: serde_json::Value) -> serde_json::Value {
+    let nowhere = json!([{
+        "url": "http://127.0.0.1:1", "majorApiVersion": 1,
+        "validFor": {"start": "2020-01-01T00:00:00Z"}, "operator": "test",
+    }]);
+    json!({
+        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+        "trustedRoot": trusted_root,
+        "signingConfig": {
+            "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "caUrls": nowhere, "oidcUrls": nowhere, "rekorTlogUrls": nowhere, "tsaUrls": [],
+            "rekorTlogConfig": {"selector": "ANY"}, "tsaConfig": {"selector": "ANY"},
+        },
+    })
 }
 
 fn text(out: &Output) -> String {
@@ -363,8 +436,13 @@ fn text(out: &Output) -> String {
 
 #[test]
 fn the_untampered_twin_verifies() {
-    let out = verify_bundle(Tamper::None);
+    let (out, python) = verify_bundle(Tamper::None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        python.status.success(),
+        "sigstore-python: {}",
+        text(&python)
+    );
     assert!(
         text(&out).contains(&format!("signed by {IDENTITY}")),
         "{}",
@@ -397,7 +475,10 @@ fn tampered_certificates_are_refused_at_the_chain_check() {
             "the signing certificate lacks the codeSigning extended key usage",
         ),
     ] {
-        let out = verify_bundle(tamper);
+        let (out, python) = verify_bundle(tamper);
+        if python.status.success() {
+            wrong.push(format!("{tamper:?}: sigstore-python accepts it"));
+        }
         let all = text(&out);
         let ok = out.status.code() == Some(1)
             && all.contains("does not verify for artifact")
