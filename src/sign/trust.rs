@@ -198,4 +198,48 @@ mod tests {
                 .is_some()
         );
     }
+
+    /// A self-signed CA certificate valid from `from` to `to` (years).
+    fn ca(from: i32, to: i32) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.not_before = rcgen::date_time_ymd(from, 1, 1);
+        params.not_after = rcgen::date_time_ymd(to, 1, 1);
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    fn authority(chain: &[Vec<u8>], start: &str) -> sigstore_verify::trust_root::TrustedRoot {
+        let certs: Vec<_> = chain
+            .iter()
+            .map(|der| serde_json::json!({ "rawBytes": super::super::crypto::b64(der) }))
+            .collect();
+        let json = serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "certificateAuthorities": [{
+                "subject": {}, "uri": "https://ca",
+                "certChain": { "certificates": certs },
+                "validFor": { "start": start },
+            }],
+        });
+        sigstore_verify::trust_root::TrustedRoot::from_json(&json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_ca_is_trusted_only_while_its_certificates_are_valid() {
+        let mut root = authority(&[ca(2021, 2024), ca(2020, 2040)], "2019-01-01T00:00:00Z");
+        let expired = narrow_to_certificates(&mut root).unwrap();
+        let window = root.certificate_authorities[0].valid_for.unwrap();
+        assert_eq!(window.start.to_string(), "2021-01-01T00:00:00Z");
+        assert_eq!(window.end.unwrap().to_string(), "2024-01-01T00:00:00Z");
+        assert_eq!(expired.len(), 1, "{expired:?}");
+        assert!(
+            expired[0].contains("expired 2024-01-01T00:00:00Z"),
+            "{expired:?}"
+        );
+        // Certificates never valid together: the CA is dropped.
+        let mut root = authority(&[ca(2020, 2021), ca(2022, 2040)], "2019-01-01T00:00:00Z");
+        narrow_to_certificates(&mut root).unwrap();
+        assert!(root.certificate_authorities.is_empty());
+    }
 }
