@@ -311,7 +311,7 @@ impl Backend {
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: {}\n  secret: promoter-test-secret\n",
+             http:\n  addr: {}\n  secret: promoter-test-secret\n  draintimeout: 2s\n",
             self.dir.path().join("storage").display(),
             self.host
         );
@@ -342,6 +342,23 @@ impl Backend {
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stop the registry as a deployment restarts it: SIGTERM, after which
+    /// it accepts no new connection and finishes the requests in flight
+    /// (`http.draintimeout`, 2 s: enough for the small requests of the
+    /// tests; idle connections are closed at once). Not SIGKILL: docker-registry's filesystem
+    /// driver writes a file in place, and a kill between the truncation and
+    /// the write leaves an empty manifest blob that it then serves as 500
+    /// forever (a re-push finds the blob "present" and skips it) — a
+    /// storage fault of that driver, not something a client can repair.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let _ = child.wait();
         }
     }
