@@ -354,6 +354,9 @@ impl Backend {
     /// the write leaves an empty manifest blob that it then serves as 500
     /// forever (a re-push finds the blob "present" and skips it) — a
     /// storage fault of that driver, not something a client can repair.
+    /// distribution fixed it in v3.1.0 (commit a5a6f1ba3, "empty files are
+    /// created when the write process is interrupted": write a temporary
+    /// file, then rename); Debian ships 2.8.2.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
