@@ -95,15 +95,28 @@ impl Nginx {
     /// Start nginx proxying to `upstream` (`127.0.0.1:<port>`) with
     /// `faults`, on a free port (a few tries if another process takes it).
     pub fn start(upstream: &str, faults: Faults) -> Nginx {
-        Nginx::start_with(upstream, faults, None)
+        Nginx::start_with(upstream, faults, None, None)
     }
 
     /// Start nginx proxying to `upstream`, limiting only manifest PUTs.
     pub fn start_limiting_manifest_puts(upstream: &str, limit: ManifestPutLimit) -> Nginx {
-        Nginx::start_with(upstream, Faults::default(), Some(limit))
+        Nginx::start_with(upstream, Faults::default(), Some(limit), None)
     }
 
-    fn start_with(upstream: &str, faults: Faults, manifests: Option<ManifestPutLimit>) -> Nginx {
+    /// Start nginx proxying to `upstream`, except the paths under `prefix`
+    /// (such as `/oauth2/`), which go to `other`: one host serving a
+    /// registry and an authorization endpoint of its own, as ACR serves
+    /// `/oauth2/exchange` beside `/v2/`.
+    pub fn start_routing(upstream: &str, prefix: &str, other: &str) -> Nginx {
+        Nginx::start_with(upstream, Faults::default(), None, Some((prefix, other)))
+    }
+
+    fn start_with(
+        upstream: &str,
+        faults: Faults,
+        manifests: Option<ManifestPutLimit>,
+        route: Option<(&str, &str)>,
+    ) -> Nginx {
         assert!(
             Path::new(NGINX).exists(),
             "{NGINX} is missing: install the Debian package `nginx`"
@@ -112,7 +125,13 @@ impl Nginx {
             let dir = tempfile::tempdir().expect("nginx temp dir");
             let port = free_port();
             let host = format!("127.0.0.1:{port}");
-            let config = config(dir.path(), &host, upstream, faults, manifests);
+            let mut config = config(dir.path(), &host, upstream, faults, manifests);
+            if let Some((prefix, other)) = route {
+                let location = format!(
+                    "location {prefix} {{ proxy_pass http://{other}; proxy_set_header Host $http_host; }}\n        location / {{"
+                );
+                config = config.replacen("location / {", &location, 1);
+            }
             std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
             let mut child = Command::new(NGINX)
                 .arg("-p")
