@@ -179,6 +179,9 @@ async fn promote(
         })
         .collect();
     let identity = std::mem::replace(&mut config.signing.identity, config::Signing::Off);
+    if matches!(identity, config::Signing::Unavailable) && copied.promoted > 0 {
+        sign::note_unsigned();
+    }
     let signing = phase(
         timings,
         "sign",

@@ -72,13 +72,7 @@ pub async fn sign(
     let signing = &config.signing;
     let identity = match identity {
         Signing::Ready(identity) => identity,
-        Signing::Off => return Ok(None),
-        Signing::Unavailable => {
-            eprintln!(
-                "promoter: note: images are promoted unsigned: no signing identity (GitHub Actions OIDC with `id-token: write`, --identity-token-file, SIGSTORE_ID_TOKEN or --signing-key); --sign=false silences this"
-            );
-            return Ok(None);
-        }
+        Signing::Off | Signing::Unavailable => return Ok(None),
         Signing::Broken(message) => {
             diagnostics.push(failure(format!(
                 "{message}; {} digest(s) left unsigned",
@@ -97,6 +91,14 @@ pub async fn sign(
             Ok(None)
         }
     }
+}
+
+/// Says on stderr that what the run promoted is unsigned, and how to sign
+/// it (when signing was not asked for and no identity is there).
+pub fn note_unsigned() {
+    eprintln!(
+        "promoter: note: images are promoted unsigned: no signing identity (GitHub Actions OIDC with `id-token: write`, --identity-token-file, SIGSTORE_ID_TOKEN or --signing-key); --sign=false silences this"
+    );
 }
 
 async fn sign_work(
