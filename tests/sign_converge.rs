@@ -1,14 +1,15 @@
 //! Every run converges to signed (issue 20 part 2, issue 15 "one
 //! destination's failure stopped signing everywhere"), against real Debian
 //! `docker-registry` instances on loopback, with key signing (no sigstore
-//! services needed):
+//! services needed; the keyless run's Fulcio is a closed port):
 //!
 //! - a destination that refuses writes gets nothing, and the image is
 //!   signed on the next destination that holds it;
-//! - a run that copied but did not sign is followed by one that signs every
-//!   promoted digest and replicates to every mirror, a mirror added later
-//!   gets the signatures copied (not signed again), and then a run writes
-//!   nothing and costs what an unsigned no-op costs.
+//! - a run that copied but could not sign (Fulcio unreachable) is followed
+//!   by one that signs every promoted digest and replicates to every
+//!   mirror, a mirror added later gets the signatures copied (not signed
+//!   again), and then a run writes nothing and costs what an unsigned no-op
+//!   costs.
 
 mod support;
 
@@ -179,6 +180,21 @@ fn writes(requests: &[LoggedRequest]) -> Vec<&LoggedRequest> {
         .collect()
 }
 
+/// An identity token shaped like GitHub's (never checked: Fulcio is
+/// unreachable).
+fn fake_token() -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"RS256","typ":"JWT"}"#),
+        b64(
+            r#"{"iss":"https://token.actions.githubusercontent.com","sub":"repo:o/r:ref:refs/heads/main","aud":"sigstore"}"#
+        ),
+        b64("signature")
+    )
+}
+
 /// Whether the repository `repo` (a JSON string) is in `destination`.
 fn under(repo: &serde_json::Value, destination: &str) -> bool {
     repo.as_str()
@@ -258,10 +274,30 @@ async fn unsigned_promotions_are_signed_and_missing_signatures_replicated() {
     let all = stand.manifest(&names);
     let first_two = stand.manifest(&names[..2]);
 
-    // 1. A run that copies everywhere and does not sign.
-    let (out, report) = stand.run(&all, &["--confirm", "--sign=false"]);
-    assert!(out.status.success(), "{}", text(&out));
+    // 1. A keyless run whose Fulcio is unreachable: it copies everywhere,
+    // fails to sign (exit 1, saying so) and leaves the images unsigned.
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), fake_token()).unwrap();
+    let (out, report) = stand.run(
+        &all,
+        &[
+            "--confirm",
+            "--identity-token-file",
+            token.path().to_str().unwrap(),
+            "--fulcio-url",
+            "http://127.0.0.1:9",
+            "--rekor-url",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(report["promoted"], 6, "{report}");
+    assert!(
+        report["diagnostics"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("127.0.0.1:9")),
+        "{report}"
+    );
     for m in &mirrors {
         assert_eq!(stand.signed_in(&m.host, "prod").await, [false, false]);
     }
