@@ -8,7 +8,10 @@
 #
 #   bench/scale.sh [RUNS]
 #
-# Environment: STANDIN_LATENCY_MS (20), CONCURRENCY (16, run's default).
+# Environment: STANDIN_LATENCY_MS (20), CONCURRENCY (16, run's default),
+# SIGNED=1 (every digest carries its `.sig` tag on every mirror but ~150;
+# the run signs with a key, as a dry run, and reports those: issue 20
+# part 3's signed steady state).
 # Target (issue 10): peak RSS under 200 MB; kpromo needed ~700 MB for the
 # same plan (1.4 GB before its rewrite). Needs GNU time (Debian `time`).
 set -euo pipefail

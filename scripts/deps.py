@@ -25,7 +25,7 @@ for name in os.listdir(root):
                 g = m.group(1)
                 names = re.findall(r'([a-z_]+)', g) if g.startswith('{') else [g]
                 deps.update(n for n in names)
-    mods[mod] = deps
+    mods.setdefault(mod, set()).update(deps)
 for m in mods:
     mods[m] = sorted(d for d in mods[m] if d in mods and d != m)
 for m in sorted(mods):

@@ -333,6 +333,13 @@ pub struct SignPlan {
 }
 
 impl SignPlan {
+    /// Whether the run signs: an identity is there, or one was asked for
+    /// and is unusable (then every digest left to sign is a finding). Only
+    /// then does the run plan signatures ([`crate::plan::signatures`]).
+    pub fn is_on(&self) -> bool {
+        matches!(self.identity, Signing::Ready(_) | Signing::Broken(_))
+    }
+
     fn resolve(args: &SigningArgs) -> anyhow::Result<SignPlan> {
         let config = match &args.signing_config {
             Some(path) => {

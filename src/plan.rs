@@ -10,6 +10,8 @@
 //! never performed) or lost (the source digest is gone: an error at the
 //! manifest line). One broken edge never blocks the others.
 
+pub mod signatures;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -281,6 +283,11 @@ pub struct Knowledge {
     /// Destination repositories that could not be listed: where their tags
     /// point is unknown, and a tag is never overwritten, so they get nothing.
     pub unreadable: FxHashSet<RepoId>,
+    /// Wanted (repository, digest) pairs whose repository's listing names
+    /// no signature tag of the wanted format for the digest (see
+    /// [`Knowledge::absorb_signatures`]): only the gaps are kept, so a
+    /// signed steady state costs nothing here either.
+    unsigned: FxHashSet<(RepoId, Digest)>,
     /// Indices of the wants per destination repository, built by the first
     /// [`Knowledge::absorb`].
     wants_of: Vec<Vec<u32>>,
@@ -290,15 +297,7 @@ impl Knowledge {
     /// Takes in one repository's listing: records which wanted digests it
     /// lacks and which wanted tags point elsewhere, then drops it.
     pub fn absorb(&mut self, wants: &Wants, repo: RepoId, inventory: Inventory) {
-        if self.wants_of.is_empty() {
-            self.wants_of = vec![Vec::new(); wants.names.repos.len()];
-            for (i, want) in wants.items.iter().enumerate() {
-                let i = u32::try_from(i).unwrap_or(u32::MAX);
-                for (destination, _) in &want.destinations {
-                    self.wants_of[*destination as usize].push(i);
-                }
-            }
-        }
+        self.index(wants);
         let mut tag_digest: FxHashMap<&str, Digest> = FxHashMap::default();
         for (digest, entry) in &inventory.manifests {
             for tag in &entry.tags {
@@ -324,6 +323,49 @@ impl Knowledge {
                 }
             }
         }
+    }
+
+    fn index(&mut self, wants: &Wants) {
+        if !self.wants_of.is_empty() {
+            return;
+        }
+        self.wants_of = vec![Vec::new(); wants.names.repos.len()];
+        for (i, want) in wants.items.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            for (destination, _) in &want.destinations {
+                self.wants_of[*destination as usize].push(i);
+            }
+        }
+    }
+
+    /// Takes in the signature tags among the tag names of `repo`'s listing
+    /// (`sha256-<hex>.sig`, `sha256-<hex>`: [`crate::sign::listed`]) and
+    /// keeps the wanted digests that lack the tag of the wanted format
+    /// (`legacy`: the `.sig` tag, else the referrers tag).
+    pub fn absorb_signatures<'t>(
+        &mut self,
+        wants: &Wants,
+        repo: RepoId,
+        tags: impl IntoIterator<Item = &'t str>,
+        legacy: bool,
+    ) {
+        self.index(wants);
+        let listed = crate::sign::listed::signature_tags(tags);
+        let Some(indices) = self.wants_of.get(repo as usize) else {
+            return;
+        };
+        for i in indices {
+            let digest = wants.items[*i as usize].digest;
+            if !listed.get(&digest).is_some_and(|l| l.has(legacy)) {
+                self.unsigned.insert((repo, digest));
+            }
+        }
+    }
+
+    /// True when `repo`'s listing named the signature tag of `digest`
+    /// (see [`Knowledge::absorb_signatures`]).
+    pub fn is_signed(&self, repo: RepoId, digest: Digest) -> bool {
+        self.listed.contains(&repo) && !self.unsigned.contains(&(repo, digest))
     }
 
     /// True when `repo` is known to hold `digest`.
@@ -435,12 +477,16 @@ pub struct Plan {
     #[serde(skip)]
     pub diagnostics: Vec<Diagnostic>,
     pub counts: ClassCounts,
+    /// Digests to sign, and signatures to replicate, when signing is on
+    /// ([`signatures::plan`]).
+    pub signatures: Vec<signatures::SignatureWork>,
 }
 
 impl Plan {
-    /// True when nothing needs to change.
+    /// True when nothing needs to change: nothing to copy or tag, and no
+    /// signature to write.
     pub fn is_noop(&self) -> bool {
-        self.images.is_empty()
+        self.images.is_empty() && self.signatures.is_empty()
     }
 }
 

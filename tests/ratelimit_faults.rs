@@ -54,10 +54,11 @@ async fn a_registry_restarted_mid_run_loses_nothing() {
             .await
         })
     };
-    // Kill it while pushes are in flight (50 r/s: about 3 s of work), and
-    // bring it back a second later on the same port and storage.
+    // Stop it while pushes are in flight (SIGTERM: see `Backend::stop`),
+    // and bring it back a second later on the same port and storage; the
+    // requests sent meanwhile find the port closed.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    backend.kill();
+    backend.stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
     backend.restart();
     let results = run.await.unwrap();

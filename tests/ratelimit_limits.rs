@@ -91,7 +91,16 @@ async fn a_hundred_images_through_a_20_per_second_limit_without_a_failure() {
         stats.throttled as usize, refused,
         "client and server count 429s alike"
     );
-    assert_eq!(stats.requests as usize, log.len());
+    // Every request the client sent reached the front, except those lost
+    // on a connection (a keep-alive connection the front closed as the
+    // request went out is never logged there; the client retries it).
+    let sent = stats.requests as usize;
+    let lost = stats.transport_errors as usize;
+    assert!(
+        (sent - lost..=sent).contains(&log.len()),
+        "client sent {sent} ({lost} lost on the connection), the front logged {}",
+        log.len()
+    );
     assert!(stats.rate_cuts > 0 && stats.rate_rps < 50.0, "{stats:?}");
 }
 

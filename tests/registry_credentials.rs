@@ -7,6 +7,8 @@
 //! `oauth2accesstoken:<token>` only while the stand-in's token lives, as
 //! Artifact Registry does. Every output is searched for every secret.
 
+#[path = "support/nginx.rs"]
+mod nginx;
 mod support;
 
 use std::collections::BTreeMap;
@@ -14,6 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::aws::Moto;
+use support::azure::AzureStandIn;
 use support::google::GoogleStandIn;
 use support::image::TestImage;
 use support::promote::{ManifestImage, manifest_yaml, push_images};
@@ -454,4 +457,108 @@ fn github_token_for_the_github_registry() {
 fn base64_auth(user: &str, password: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// An ACR-like destination: a registry whose token realm takes the ACR
+/// refresh tokens `azure` hands out as the password of its user, behind a
+/// front that serves `/oauth2/` from `azure` on the registry's own host, as
+/// ACR serves `/oauth2/exchange`. The front must outlive the world.
+fn azure_world(azure: &AzureStandIn) -> (World, nginx::Nginx) {
+    let dest = RegistryServer::start_with(
+        Mode::Token,
+        Login::Check(support::azure::ACR_USER.into(), azure.accepts()),
+    );
+    let front = nginx::Nginx::start_routing(&dest.host, "/oauth2/", &azure.host);
+    let mut world = World::new(dest);
+    world.dest.host = front.host.clone();
+    (world, front)
+}
+
+fn azure_env(world: &World, azure: &AzureStandIn) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("DOCKER_CONFIG", world.docker_config("acr-env")),
+        ("AZURE_CLIENT_ID", support::azure::CLIENT_ID.to_owned()),
+        ("AZURE_TENANT_ID", support::azure::TENANT.to_owned()),
+        ("AZURE_AUTHORITY_HOST", azure.url.clone()),
+    ])
+}
+
+#[test]
+fn azure_federated_credential_with_the_jobs_oidc_token() {
+    let google = GoogleStandIn::start(LIFETIME);
+    let azure = AzureStandIn::start(google.issued_oidc());
+    let (world, _front) = azure_world(&azure);
+    let mut env = azure_env(&world, &azure);
+    env.insert(
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        format!("{}/oidc?api-version=2.0", google.url),
+    );
+    env.insert(
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        support::google::REQUEST_TOKEN.to_owned(),
+    );
+    let first = world.promote(0, &env);
+    world.assert_promoted(0, &first);
+    let second = world.promote(1, &env);
+    world.assert_promoted(1, &second);
+    // One OIDC token, Entra token and ACR exchange per run, for the
+    // audience azure/login asks for, at the registry's own host.
+    assert_eq!(google.audiences(), vec!["api://AzureADTokenExchange"; 2]);
+    assert_eq!((azure.calls("entra"), azure.calls("exchange")), (2, 2));
+    assert_eq!(azure.services(), vec![world.dest.host.clone(); 2]);
+    assert!(azure.refusals().is_empty(), "{:?}", azure.refusals());
+    let secrets: Vec<String> = azure
+        .secrets()
+        .into_iter()
+        .chain(google.secrets())
+        .collect();
+    assert_no_secret(&first, &secrets);
+    assert_no_secret(&second, &secrets);
+}
+
+#[test]
+fn azure_client_secret_and_federated_token_file_and_a_refusal() {
+    let azure = AzureStandIn::start(std::sync::Arc::new(|_: &str| false));
+    let (world, _front) = azure_world(&azure);
+    let mut env = azure_env(&world, &azure);
+    env.insert(
+        "AZURE_CLIENT_SECRET",
+        support::azure::CLIENT_SECRET.to_owned(),
+    );
+    let out = world.promote(0, &env);
+    world.assert_promoted(0, &out);
+    assert_no_secret(&out, &azure.secrets());
+
+    let mut file_env = azure_env(&world, &azure);
+    let file = world.file("azure-token", support::azure::FILE_ASSERTION);
+    file_env.insert("AZURE_FEDERATED_TOKEN_FILE", file);
+    let out = world.promote(1, &file_env);
+    world.assert_promoted(1, &out);
+    assert_no_secret(&out, &azure.secrets());
+    assert_eq!((azure.calls("entra"), azure.calls("exchange")), (2, 2));
+
+    // A wrong secret: Entra refuses it, and the error says where and why.
+    env.insert("AZURE_CLIENT_SECRET", "not-the-secret".to_owned());
+    let refused = world.promote(0, &env);
+    assert_ne!(refused.code, 0, "{}", refused.text);
+    for needle in [
+        world.dest.host.as_str(),
+        "AZURE_CLIENT_SECRET",
+        "the Entra ID token request at",
+        "invalid_client",
+        "AcrPush",
+    ] {
+        assert!(
+            refused.text.contains(needle),
+            "`{needle}` missing:\n{}",
+            refused.text
+        );
+    }
+    assert_no_secret(
+        &refused,
+        &[
+            support::azure::CLIENT_SECRET.into(),
+            "not-the-secret".into(),
+        ],
+    );
 }

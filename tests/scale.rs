@@ -10,6 +10,11 @@
 //!   the edges of one unsharded run, never share a destination repository,
 //!   and `report merge` of their reports gives the run's counts and exit
 //!   code.
+//! - `signed_steady_state_whole_corpus`: every digest also carries its
+//!   `.sig` tag on every mirror but a few; a signed dry run reports exactly
+//!   those few (to be replicated, not signed again) and makes the same
+//!   requests as the unsigned steady state: presence comes from the
+//!   listings.
 //! - `bench_steady_state` (ignored; `bench/scale.sh` runs it on a release
 //!   build): edges, requests, peak RSS and wall time at 20 ms per request.
 
@@ -41,6 +46,9 @@ struct Tree {
     /// Destination repositories as `127.0.0.1:PORT/path`.
     destinations: BTreeSet<String>,
     destination_hosts: BTreeSet<String>,
+    /// With [`State::Signed`]: the (digest, destination repository) pairs
+    /// whose `.sig` tag the stand-in leaves out.
+    unsigned: BTreeSet<(String, String)>,
 }
 
 /// Every registry host the tree's manifests name, sorted.
@@ -148,6 +156,10 @@ enum State {
     /// About one (destination, digest) in 1500 is missing, one in 1500 lacks
     /// its tags, and one tag of one repository points at another digest.
     Partial,
+    /// As `Steady`, and every digest carries its cosign `.sig` tag (a
+    /// manifest of its own in the GCR map) on every mirror, except about
+    /// one (destination, digest) in 5000.
+    Signed,
 }
 
 /// What one repository holds: each digest with its tags.
@@ -206,16 +218,45 @@ async fn tree(latency: Duration, state: State) -> Tree {
         let tag = tags.pop_first().unwrap();
         repo.insert(format!("sha256:{}", "f".repeat(64)), BTreeSet::from([tag]));
     }
+    let mut unsigned = BTreeSet::new();
+    let mut signatures: BTreeMap<u32, Vec<(String, String)>> = BTreeMap::new();
+    if state == State::Signed {
+        for (id, digests) in &held {
+            let repo = names.repo(*id);
+            if repo.registry == source_host {
+                continue;
+            }
+            let name = repo.to_string();
+            for digest in digests.keys() {
+                if pick(&name, digest, 5000) == 7 {
+                    unsigned.insert((digest.clone(), name.clone()));
+                    continue;
+                }
+                let hex = &digest["sha256:".len()..];
+                // Any digest will do for the signature manifest: one per
+                // image digest, the same on every mirror (replicas are
+                // byte-identical).
+                let sig: String = hex.chars().rev().collect();
+                signatures
+                    .entry(*id)
+                    .or_default()
+                    .push((format!("sha256:{sig}"), format!("sha256-{hex}.sig")));
+            }
+        }
+    }
     // Mirrors holding the same thing share one listing.
     let mut shared: HashMap<(String, Entries<'_>), Arc<Listing>> = HashMap::new();
     let mut destinations = BTreeSet::new();
     let mut destination_hosts = BTreeSet::new();
     for (id, digests) in held {
         let repo = names.repo(id);
-        let entries: Entries<'_> = digests
+        let mut entries: Entries<'_> = digests
             .into_iter()
             .map(|(d, t)| (d, t.into_iter().collect()))
             .collect();
+        for (sig, tag) in signatures.get(&id).into_iter().flatten() {
+            entries.push((sig.clone(), vec![tag.as_str()]));
+        }
         let listing = shared
             .entry((repo.repo.to_string(), entries))
             .or_insert_with_key(|(_, entries)| Arc::new(Listing::new(entries.iter().cloned())))
@@ -235,6 +276,7 @@ async fn tree(latency: Duration, state: State) -> Tree {
         source_host,
         destinations,
         destination_hosts,
+        unsigned,
     }
 }
 
@@ -366,6 +408,64 @@ async fn steady_state_whole_corpus() {
 
     let requests = split_requests(tree.standin.take_requests());
     assert_steady_state_requests(&tree, &requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_steady_state_whole_corpus() {
+    let tree = tree(Duration::from_millis(2), State::Signed).await;
+    assert!(
+        (5..200).contains(&tree.unsigned.len()),
+        "{} unsigned",
+        tree.unsigned.len()
+    );
+    let key = signing_key();
+    let output = promoter(&[
+        "run",
+        "--thin-manifest-dir",
+        tree.path.to_str().unwrap(),
+        "--format",
+        "json",
+        "--concurrency",
+        "32",
+        "--signing-key",
+        key.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(
+        code(&output),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = json(&output.stdout);
+    assert_eq!(report["plan"]["images"].as_array().unwrap().len(), 0);
+    // Exactly the gaps, each to be copied from a mirror that has it.
+    let mut reported = BTreeSet::new();
+    for work in report["plan"]["signatures"].as_array().unwrap() {
+        assert!(work["sign"].is_null(), "signed nowhere? {work}");
+        assert!(work["from"].is_string(), "{work}");
+        for to in work["to"].as_array().unwrap() {
+            let to = to.as_str().unwrap().to_owned();
+            reported.insert((work["digest"].as_str().unwrap().to_owned(), to));
+        }
+    }
+    assert_eq!(reported, tree.unsigned);
+    // Not one request more than the unsigned steady state.
+    let requests = split_requests(tree.standin.take_requests());
+    assert_steady_state_requests(&tree, &requests);
+}
+
+/// A P-256 signing key in a PKCS#8 PEM file.
+fn signing_key() -> tempfile::NamedTempFile {
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+    let key = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    file
 }
 
 /// (source, digest, destination) -> (copy, tags) of a report's plan.
@@ -559,9 +659,18 @@ async fn bench_steady_state() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let concurrency = std::env::var("CONCURRENCY").unwrap_or_else(|_| "16".into());
-    let tree = tree(Duration::from_millis(latency), State::Steady).await;
+    // SIGNED=1: every digest carries its `.sig` tag (a few missing), and
+    // the run signs (a dry run: it reports the gaps).
+    let signed = std::env::var_os("SIGNED").is_some();
+    let state = if signed { State::Signed } else { State::Steady };
+    let tree = tree(Duration::from_millis(latency), state).await;
     let edges = tree.wants.edges();
     let time_file = tempfile::NamedTempFile::new().unwrap();
+    let key = signing_key();
+    let mut signing = vec!["--sign=false"];
+    if signed {
+        signing = vec!["--signing-key", key.path().to_str().unwrap()];
+    }
     let started = Instant::now();
     let output = tokio::process::Command::new("/usr/bin/time")
         .args(["-f", "%M %e", "-o", time_file.path().to_str().unwrap()])
@@ -575,6 +684,7 @@ async fn bench_steady_state() {
             "--concurrency",
             &concurrency,
         ])
+        .args(&signing)
         .env_remove("GITHUB_ACTIONS")
         .output()
         .await
@@ -596,10 +706,22 @@ async fn bench_steady_state() {
     let mut fields = time.split_whitespace();
     let peak_kib: u64 = fields.next().unwrap().parse().unwrap();
     println!(
-        "scale bench: {} destination repositories on {} hosts, {} edges, latency {latency} ms, concurrency {concurrency}",
+        "scale bench: {} destination repositories on {} hosts, {} edges, latency {latency} ms, concurrency {concurrency}, {}",
         tree.destinations.len(),
         tree.destination_hosts.len(),
-        edges
+        edges,
+        if signed {
+            format!(
+                "signed ({} signature tags missing, {} reported)",
+                tree.unsigned.len(),
+                report["plan"]["signatures"].as_array().map_or(0, |w| w
+                    .iter()
+                    .map(|w| w["to"].as_array().map_or(0, Vec::len))
+                    .sum::<usize>())
+            )
+        } else {
+            "unsigned".to_owned()
+        }
     );
     println!(
         "scale bench: requests {total} ({} tags/list, {} other), peak RSS {:.1} MB, wall {:.2} s",

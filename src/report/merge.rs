@@ -136,6 +136,7 @@ fn add(total: &mut ReadReport, report: ReadReport) {
     total.confirm |= report.confirm;
     total.plan.counts.add(&report.plan.counts);
     total.plan.images.extend(report.plan.images);
+    total.plan.signatures.extend(report.plan.signatures);
     total.diagnostics.extend(report.diagnostics);
     total.copy = sum(total.copy.take(), report.copy);
     total.signing = sum(total.signing.take(), report.signing);

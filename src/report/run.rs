@@ -60,6 +60,11 @@ pub struct PlanReport<I = ImagePlan> {
     pub images: Vec<I>,
     #[serde(default)]
     pub counts: ClassCounts,
+    /// The digests to sign (`sign`: where) and whose signatures to
+    /// replicate (`from`, `to`), when signing is on: a
+    /// [`crate::plan::signatures::SignatureWork`] each, as JSON.
+    #[serde(default)]
+    pub signatures: Vec<serde_json::Value>,
 }
 
 impl<I> Default for PlanReport<I> {
@@ -67,6 +72,7 @@ impl<I> Default for PlanReport<I> {
         PlanReport {
             images: Vec::new(),
             counts: ClassCounts::default(),
+            signatures: Vec::new(),
         }
     }
 }
@@ -76,6 +82,11 @@ impl From<Plan> for PlanReport {
         PlanReport {
             images: plan.images,
             counts: plan.counts,
+            signatures: plan
+                .signatures
+                .iter()
+                .filter_map(|w| serde_json::to_value(w).ok())
+                .collect(),
         }
     }
 }
@@ -83,7 +94,7 @@ impl From<Plan> for PlanReport {
 impl<I> PlanReport<I> {
     /// True when nothing needed to change.
     pub fn is_noop(&self) -> bool {
-        self.images.is_empty()
+        self.images.is_empty() && self.signatures.is_empty()
     }
 }
 
@@ -238,11 +249,15 @@ fn write_plan_table(out: &mut dyn Write, plan: &PlanReport) -> io::Result<()> {
         "plan: {} done, {} to copy, {} tag only, {} tag moves refused, {} lost",
         c.done, c.copy, c.tag_only, c.tag_move, c.lost
     )?;
-    if plan.images.is_empty() {
+    write_signature_plan(out, &plan.signatures)?;
+    if plan.is_noop() {
         return writeln!(
             out,
             "nothing to do: every destination already holds what the manifests say"
         );
+    }
+    if plan.images.is_empty() {
+        return Ok(());
     }
     // Group targets per destination registry for a compact table.
     let mut rows: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
@@ -267,6 +282,24 @@ fn write_plan_table(out: &mut dyn Write, plan: &PlanReport) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line: how many digests are signed and to how many destinations
+/// signatures are replicated (`to` of each work).
+fn write_signature_plan(out: &mut dyn Write, work: &[serde_json::Value]) -> io::Result<()> {
+    if work.is_empty() {
+        return Ok(());
+    }
+    let sign = work.iter().filter(|w| !w["sign"].is_null()).count();
+    let copies: usize = work
+        .iter()
+        .map(|w| w["to"].as_array().map_or(0, Vec::len))
+        .sum();
+    writeln!(
+        out,
+        "signatures: {sign} digest(s) to sign, {} signed elsewhere to replicate; {copies} destination image(s) to receive signatures",
+        work.len() - sign
+    )
 }
 
 fn write_summary(out: &mut dyn Write, report: &RunReport) -> io::Result<()> {

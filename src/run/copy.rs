@@ -6,7 +6,8 @@
 use crate::config::RunConfig;
 use crate::copy::{self as copier, CopyJob, CopyOptions, CopyStats, Target};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::plan::Plan;
+use crate::plan::{Plan, Repo};
+use crate::registry::Digest;
 
 /// What the copy phase did.
 pub struct Copied {
@@ -14,6 +15,9 @@ pub struct Copied {
     /// (image, destination) pairs copied or tagged, and failed.
     pub promoted: usize,
     pub failed: usize,
+    /// The (destination, digest) pairs whose copy failed: nothing is
+    /// signed or replicated there.
+    pub failures: std::collections::HashSet<(Repo, Digest)>,
 }
 
 /// Copies `plan`.
@@ -59,6 +63,7 @@ pub async fn copy(
         stats: report.stats,
         promoted: 0,
         failed: 0,
+        failures: std::collections::HashSet::new(),
     };
     for outcome in &report.outcomes {
         let Err(err) = &outcome.result else {
@@ -68,6 +73,9 @@ pub async fn copy(
         copied.failed += 1;
         let image = &plan.images[outcome.job];
         let target = &image.targets[outcome.target];
+        copied
+            .failures
+            .insert((target.destination.clone(), image.digest));
         diagnostics.push(
             Diagnostic::new(
                 Code::CopyFailed,

@@ -41,15 +41,23 @@ pub async fn plan(
     }
     plan.images.retain(|i| !i.targets.is_empty());
     diagnostics.extend(plan.diagnostics.iter().cloned());
+    let mut refused_images = Vec::new();
     let refused = refused_sources(config, &plan).await?;
     for (index, code, reason) in refused.into_iter().rev() {
         let image = plan.images.remove(index);
+        refused_images.push((image.source.clone(), image.digest));
         let help = if code == Code::SourceProvenance {
             "attest the staging image's build with an allowed builder, or fix --allowed-builder / --certificate-identity"
         } else {
             "sign the staging image with the expected identity, or fix the policy flags"
         };
         diagnostics.push(Diagnostic::new(code, Some(image.at), reason).help(help));
+    }
+    if config.signing.is_on() {
+        // After the gate: an image it stopped is neither copied nor signed.
+        plan.signatures = plan::signatures::plan(wants, knowledge, &plan);
+        plan.signatures
+            .retain(|w| !refused_images.contains(&(w.source.clone(), w.digest)));
     }
     Ok(plan)
 }

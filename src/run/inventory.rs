@@ -30,6 +30,10 @@ pub async fn inventory(
     let concurrency = config.concurrency;
     let names = &wants.names;
     let mut knowledge = Knowledge::default();
+    let signing = config
+        .signing
+        .is_on()
+        .then_some(config.signing.formats.legacy);
     let mut results = for_each(
         registries,
         names,
@@ -38,17 +42,41 @@ pub async fn inventory(
         |reg, repo| {
             let repo_name = names.repo(repo).repo.clone();
             async move {
-                // Only tags some manifest names need resolving.
-                let wanted = |tag: &str| names.tag_id(tag).is_some();
-                reg.inventory_of(&repo_name, &wanted)
-                    .await
-                    .map(|inv| (repo, inv))
+                // Only tags some manifest names need resolving. The others
+                // pass by here once each: the signature tags among them are
+                // kept (when signing), so that no request per destination
+                // image is needed to tell which digests are signed.
+                let seen = std::sync::Mutex::new(Vec::new());
+                let wanted = |tag: &str| {
+                    if signing.is_some()
+                        && tag.starts_with("sha256-")
+                        && let Ok(mut seen) = seen.lock()
+                    {
+                        seen.push(Box::<str>::from(tag));
+                    }
+                    names.tag_id(tag).is_some()
+                };
+                let inventory = reg.inventory_of(&repo_name, &wanted).await?;
+                let seen = seen.into_inner().unwrap_or_default();
+                Ok::<_, registry::Error>((repo, inventory, seen))
             }
         },
     )?;
     while let Some(result) = results.next().await {
         match result {
-            Ok((repo, inventory)) => knowledge.absorb(wants, repo, inventory),
+            Ok((repo, inventory, seen)) => {
+                if let Some(legacy) = signing {
+                    // Tags a listing resolved itself (the GCR map, a
+                    // layout's index) never pass through `wanted`.
+                    let resolved = inventory.manifests.values().flat_map(|e| &e.tags);
+                    let tags = seen
+                        .iter()
+                        .map(|t| &**t)
+                        .chain(resolved.map(|t| t.as_str()));
+                    knowledge.absorb_signatures(wants, repo, tags, legacy);
+                }
+                knowledge.absorb(wants, repo, inventory);
+            }
             Err((repo, err)) => {
                 diagnostics.push(registry_error(names.repo(repo), &err));
                 knowledge.unreadable.insert(repo);

@@ -167,11 +167,25 @@ async fn promote(
             .map(|p| p.as_path())),
         run_started,
     );
+    // Nothing is signed or replicated where the copy failed: signing moves
+    // on to the next destination that holds the image.
+    let work: Vec<_> = plan
+        .signatures
+        .iter()
+        .filter_map(|w| {
+            let digest = w.digest;
+            w.clone()
+                .without(|repo| copied.failures.contains(&(repo.clone(), digest)))
+        })
+        .collect();
     let identity = std::mem::replace(&mut config.signing.identity, config::Signing::Off);
+    if matches!(identity, config::Signing::Unavailable) && copied.promoted > 0 {
+        sign::note_unsigned();
+    }
     let signing = phase(
         timings,
         "sign",
-        sign::sign(config, identity, plan, facts, diagnostics),
+        sign::sign(config, identity, &work, facts, diagnostics),
     )
     .await?;
     Ok(Done {

@@ -14,7 +14,8 @@ use crate::attest::Attestations;
 use crate::attest::statement::{Promotion, RunFacts};
 use crate::config::{RunConfig, SignPlan, Signing};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::plan::{Plan, Repo};
+use crate::plan::Repo;
+use crate::plan::signatures::SignatureWork;
 use crate::sign::store::Counts as RequestCounts;
 use crate::sign::{Formats, Place, Signer, Subject, replicate};
 
@@ -46,12 +47,14 @@ fn failure(message: String) -> Diagnostic {
     )
 }
 
-/// Signs (and attests) every image of `plan` once, on its first
-/// destination, and replicates the signatures and attestations to its
-/// other destinations; `facts` describe the run. Problems are
-/// diagnostics; the run goes on. The counts (requests and writes per kind)
-/// come back when anything was signed. `identity` is taken out of
-/// `config.signing` (a key is used once).
+/// Signs (and attests) every digest of `work` that needs it once, on its
+/// first destination holding it, and replicates signatures and
+/// attestations to every destination that lacks them; `facts` describe the
+/// run. `work` is the plan's signature work without the destinations the
+/// copy failed to reach. Problems are diagnostics; the run goes on. The
+/// counts (requests and writes per kind) come back when anything was
+/// signed or replicated. `identity` is taken out of `config.signing` (a key
+/// is used once).
 ///
 /// # Errors
 ///
@@ -59,29 +62,26 @@ fn failure(message: String) -> Diagnostic {
 pub async fn sign(
     config: &RunConfig,
     identity: Signing,
-    plan: &Plan,
+    work: &[SignatureWork],
     facts: RunFacts,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> anyhow::Result<Option<Arc<RequestCounts>>> {
-    if plan.images.is_empty() {
+    if work.is_empty() {
         return Ok(None);
     }
     let signing = &config.signing;
     let identity = match identity {
         Signing::Ready(identity) => identity,
-        Signing::Off => return Ok(None),
-        Signing::Unavailable => {
-            eprintln!(
-                "promoter: note: images are promoted unsigned: no signing identity (GitHub Actions OIDC with `id-token: write`, --identity-token-file, SIGSTORE_ID_TOKEN or --signing-key); --sign=false silences this"
-            );
-            return Ok(None);
-        }
+        Signing::Off | Signing::Unavailable => return Ok(None),
         Signing::Broken(message) => {
-            diagnostics.push(failure(message));
+            diagnostics.push(failure(format!(
+                "{message}; {} digest(s) left unsigned",
+                work.iter().filter(|w| w.sign.is_some()).count()
+            )));
             return Ok(None);
         }
     };
-    match sign_plan(config, signing, identity, plan, facts).await {
+    match sign_work(config, signing, identity, work, facts).await {
         Ok((problems, counts)) => {
             diagnostics.extend(problems);
             Ok(Some(counts))
@@ -93,11 +93,19 @@ pub async fn sign(
     }
 }
 
-async fn sign_plan(
+/// Says on stderr that what the run promoted is unsigned, and how to sign
+/// it (when signing was not asked for and no identity is there).
+pub fn note_unsigned() {
+    eprintln!(
+        "promoter: note: images are promoted unsigned: no signing identity (GitHub Actions OIDC with `id-token: write`, --identity-token-file, SIGSTORE_ID_TOKEN or --signing-key); --sign=false silences this"
+    );
+}
+
+async fn sign_work(
     config: &RunConfig,
     signing: &SignPlan,
     identity: crate::sign::Identity,
-    plan: &Plan,
+    work: &[SignatureWork],
     facts: RunFacts,
 ) -> anyhow::Result<(Vec<Diagnostic>, Arc<RequestCounts>)> {
     let trust = match &signing.trust {
@@ -126,20 +134,20 @@ async fn sign_plan(
     let Work {
         subjects,
         promotions,
-    } = subjects(config, plan)?;
+        replicas,
+    } = subjects(config, work)?;
     // The staging signatures and provenance were checked before the copy
     // (the source gate): images that failed never got here.
     let mut attestations = signing.attest.then(|| Attestations::new(facts));
-    let diagnostics = sign_and_replicate(
+    let mut problems = sign_and_replicate(
         &mut signer,
         &subjects,
         signing.formats,
         attestations.as_mut().map(|a| (a, promotions.as_slice())),
     )
-    .await
-    .into_iter()
-    .map(failure)
-    .collect();
+    .await;
+    problems.extend(replicate_all(&replicas, signing.formats, &counts).await);
+    let diagnostics = problems.into_iter().map(failure).collect();
     let _ = crate::report::run::write_signing_totals(
         &mut std::io::stderr().lock(),
         &crate::report::run::SigningTotals::from(&*counts),
@@ -147,58 +155,77 @@ async fn sign_plan(
     Ok((diagnostics, counts))
 }
 
-/// What the sign phase works on, per image of the plan, in plan order.
+/// What the sign phase works on, in plan order.
 struct Work {
-    /// The staging place and what to sign where.
+    /// The digests to sign: the staging place and what to sign where.
     subjects: Vec<(Place, Subject)>,
-    /// The record of each promotion, for its attestations.
+    /// The record of each promotion to sign, for its attestations.
     promotions: Vec<Promotion>,
+    /// The digests signed somewhere already: their signatures are read
+    /// from the first destination and written to the others.
+    replicas: Vec<Subject>,
 }
 
-/// Per image of `plan`: its source and what to sign where, and the record
+/// Per digest of `work`: what to sign or replicate where, and the record
 /// of its promotion.
-fn subjects(config: &RunConfig, plan: &Plan) -> anyhow::Result<Work> {
-    let mut subjects = Vec::new();
-    let mut promotions = Vec::new();
-    for image in &plan.images {
-        let Some(first) = image.targets.first() else {
-            continue;
-        };
-        let mut destinations = Vec::new();
-        for t in &image.targets {
-            destinations.push(config.registries.place(&t.destination)?);
+fn subjects(config: &RunConfig, work: &[SignatureWork]) -> anyhow::Result<Work> {
+    let mut out = Work {
+        subjects: Vec::new(),
+        promotions: Vec::new(),
+        replicas: Vec::new(),
+    };
+    for w in work {
+        let mut destinations = vec![config.registries.place(&w.from)?];
+        for to in &w.to {
+            destinations.push(config.registries.place(to)?);
         }
-        let source = config.registries.place(&image.source)?;
         let public_name = public_name(
             config.signing.signature_identity_prefix.as_deref(),
-            &image.source,
-            &first.destination,
+            &w.source,
+            &w.from,
         );
-        promotions.push(Promotion {
+        let subject = Subject {
+            digest: w.digest,
             public_name: public_name.clone(),
-            digest: image.digest,
+            destinations,
+        };
+        if w.sign.is_none() {
+            out.replicas.push(subject);
+            continue;
+        }
+        let source = config.registries.place(&w.source)?;
+        let mut holders = Vec::with_capacity(w.holders.len());
+        for h in &w.holders {
             // Named as `verify` names places, so that it finds them listed.
+            let place = config.registries.place(&h.destination)?;
+            holders.push((place.to_string(), h.tags.clone()));
+        }
+        out.promotions.push(Promotion {
+            public_name,
+            digest: w.digest,
             source: source.to_string(),
-            destinations: destinations
-                .iter()
-                .zip(&image.targets)
-                .map(|(place, t)| (place.to_string(), t.tags.clone()))
-                .collect(),
-            manifest: Some((image.at.file.to_string(), image.at.line)),
+            destinations: holders,
+            manifest: Some((w.at.file.to_string(), w.at.line)),
         });
-        subjects.push((
-            source,
-            Subject {
-                digest: image.digest,
-                public_name,
-                destinations,
-            },
-        ));
+        out.subjects.push((source, subject));
     }
-    Ok(Work {
-        subjects,
-        promotions,
-    })
+    Ok(out)
+}
+
+/// Replicates the signatures of each subject from its first destination
+/// to the others, [`REPLICATE_DIGESTS`] digests at a time. Returns the
+/// problems.
+async fn replicate_all<'s>(
+    subjects: impl IntoIterator<Item = &'s Subject>,
+    formats: Formats,
+    counts: &RequestCounts,
+) -> Vec<String> {
+    let results: Vec<Vec<String>> = stream::iter(subjects)
+        .map(|subject| async move { replicate_subject(subject, formats, counts).await })
+        .buffer_unordered(REPLICATE_DIGESTS)
+        .collect()
+        .await;
+    results.into_iter().flatten().collect()
 }
 
 /// For each `(source, subject)`: sign on the first destination unless
@@ -253,15 +280,7 @@ pub async fn sign_and_replicate(
     // Per digest: read what the first destination holds once, write it to
     // every other destination. REPLICATE_DIGESTS digests at a time, each to
     // REPLICATE_MIRRORS mirrors at a time.
-    let results: Vec<Vec<String>> = stream::iter(signed)
-        .map(|subject| {
-            let counts = counts.clone();
-            async move { replicate_subject(subject, formats, &counts).await }
-        })
-        .buffer_unordered(REPLICATE_DIGESTS)
-        .collect()
-        .await;
-    problems.extend(results.into_iter().flatten());
+    problems.extend(replicate_all(signed, formats, &counts).await);
     problems
 }
 
@@ -278,7 +297,12 @@ async fn replicate_subject(
     formats: Formats,
     counts: &RequestCounts,
 ) -> Vec<String> {
-    let first = &subject.destinations[0];
+    let [first, others @ ..] = subject.destinations.as_slice() else {
+        return Vec::new();
+    };
+    if others.is_empty() {
+        return Vec::new();
+    }
     let artifacts = match replicate::read(first, &subject.digest, formats, counts).await {
         Ok(a) => a,
         Err(err) => {
@@ -289,7 +313,7 @@ async fn replicate_subject(
         }
     };
     let artifacts = &artifacts;
-    let results: Vec<_> = stream::iter(subject.destinations[1..].iter())
+    let results: Vec<_> = stream::iter(others)
         .map(|to| async move {
             (
                 to,

@@ -44,6 +44,19 @@ pub fn signature_tags<'t>(tags: impl IntoIterator<Item = &'t str>) -> BTreeMap<D
     out
 }
 
+impl Listed {
+    /// Whether the tag of the wanted format is there: `.sig` when `legacy`
+    /// signatures are wanted, else the referrers tag (which stands for the
+    /// bundle where the registry has no referrers API).
+    pub fn has(&self, legacy: bool) -> bool {
+        if legacy {
+            self.signature
+        } else {
+            self.referrers
+        }
+    }
+}
+
 /// What one digest needs so that every destination carries its
 /// signatures.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,13 +71,11 @@ pub enum Needed {
     Replicate { donor: usize, to: Vec<usize> },
 }
 
-/// Decide for one digest from what each of its destinations lists (in the
-/// order of the plan's targets). `legacy` says whether `.sig` signatures
-/// are wanted; otherwise the referrers tag stands for the bundle.
-pub fn needed(listed: &[Listed], legacy: bool) -> Needed {
-    let has = |l: &Listed| if legacy { l.signature } else { l.referrers };
-    let missing: Vec<usize> = (0..listed.len()).filter(|&i| !has(&listed[i])).collect();
-    match listed.iter().position(has) {
+/// Decide for one digest from whether each of its destinations (in the
+/// order of the manifests) lists its signature tag ([`Listed::has`]).
+pub fn needed(signed: &[bool]) -> Needed {
+    let missing: Vec<usize> = (0..signed.len()).filter(|&i| !signed[i]).collect();
+    match signed.iter().position(|&s| s) {
         _ if missing.is_empty() => Needed::Nothing,
         None => Needed::Sign,
         Some(donor) => Needed::Replicate { donor, to: missing },
@@ -106,18 +117,18 @@ mod tests {
             signature: true,
             referrers: false,
         };
-        let bare = Listed::default();
-        assert_eq!(needed(&[signed, signed], true), Needed::Nothing);
-        assert_eq!(needed(&[bare, bare], true), Needed::Sign);
+        assert!(signed.has(true));
+        // Bundles only: the referrers tag is what counts.
+        assert!(!signed.has(false));
+        assert_eq!(needed(&[true, true]), Needed::Nothing);
+        assert_eq!(needed(&[false, false]), Needed::Sign);
         assert_eq!(
-            needed(&[bare, signed, bare], true),
+            needed(&[false, true, false]),
             Needed::Replicate {
                 donor: 1,
                 to: vec![0, 2]
             }
         );
-        // Bundles only: the referrers tag is what counts.
-        assert_eq!(needed(&[signed], false), Needed::Sign);
-        assert_eq!(needed(&[], true), Needed::Nothing);
+        assert_eq!(needed(&[]), Needed::Nothing);
     }
 }

@@ -71,6 +71,10 @@ pub struct Options {
     /// Answer every blob HEAD 401, as ECR Public does
     /// (aws/containers-roadmap#2671); GETs are answered.
     pub head_blob_401: bool,
+    /// Answer every write (POST, PUT, PATCH, DELETE) 403 DENIED, as a
+    /// registry does to a push without write access (distribution spec,
+    /// error code `DENIED`): a destination that refuses writes.
+    pub refuse_writes: bool,
 }
 
 impl Options {
@@ -85,6 +89,7 @@ impl Options {
             throttle_every: if profile == Profile::Ecr { 40 } else { 0 },
             scope_blobs: false,
             head_blob_401: false,
+            refuse_writes: false,
         }
     }
 }
@@ -335,6 +340,18 @@ fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {
 /// The rules that answer without (or before) the upstream.
 async fn before(state: &State, r: &Incoming) -> Option<Answer> {
     let n = state.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    if state.options.refuse_writes
+        && matches!(
+            r.method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        )
+    {
+        return Some(oci_error(
+            403,
+            "DENIED",
+            "requested access to the resource is denied",
+        ));
+    }
     let every = state.options.throttle_every;
     if every > 0 && n.is_multiple_of(every) {
         // ECR: 429 and no Retry-After, no RateLimit-* headers.

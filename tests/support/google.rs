@@ -63,19 +63,22 @@ pub struct GoogleStandIn {
     state: Arc<Mutex<State>>,
 }
 
-struct Request {
-    method: String,
-    path: String,
-    query: Vec<(String, String)>,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
+/// One HTTP/1.1 request as the stand-ins read it (also `azure`'s).
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
+    /// A header by its lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
-    fn form(&self) -> HashMap<String, String> {
+    /// The form-encoded body.
+    pub fn form(&self) -> HashMap<String, String> {
         url::form_urlencoded::parse(&self.body)
             .into_owned()
             .collect()
@@ -116,6 +119,13 @@ impl GoogleStandIn {
                 .get(token)
                 .is_some_and(|until| *until > Instant::now())
         })
+    }
+
+    /// Whether `token` is a GitHub OIDC token its `/oidc` handed out (the
+    /// check another cloud's federation runs on the assertion).
+    pub fn issued_oidc(&self) -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
+        let state = self.state.clone();
+        Arc::new(move |token| state.lock().unwrap().subjects.iter().any(|s| s == token))
     }
 
     /// Revoke every access token handed out so far (they stop working
@@ -231,7 +241,8 @@ fn serve(
     conn.flush()
 }
 
-fn read_request(conn: &TcpStream) -> std::io::Result<Request> {
+/// Read one request (headers and a `Content-Length` body) from `conn`.
+pub fn read_request(conn: &TcpStream) -> std::io::Result<Request> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;

@@ -9,6 +9,7 @@
 #![allow(dead_code)] // Each test crate uses a different part of the support.
 
 pub mod aws;
+pub mod azure;
 pub mod certs;
 pub mod conformance;
 pub mod ferro;

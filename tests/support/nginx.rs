@@ -95,15 +95,28 @@ impl Nginx {
     /// Start nginx proxying to `upstream` (`127.0.0.1:<port>`) with
     /// `faults`, on a free port (a few tries if another process takes it).
     pub fn start(upstream: &str, faults: Faults) -> Nginx {
-        Nginx::start_with(upstream, faults, None)
+        Nginx::start_with(upstream, faults, None, None)
     }
 
     /// Start nginx proxying to `upstream`, limiting only manifest PUTs.
     pub fn start_limiting_manifest_puts(upstream: &str, limit: ManifestPutLimit) -> Nginx {
-        Nginx::start_with(upstream, Faults::default(), Some(limit))
+        Nginx::start_with(upstream, Faults::default(), Some(limit), None)
     }
 
-    fn start_with(upstream: &str, faults: Faults, manifests: Option<ManifestPutLimit>) -> Nginx {
+    /// Start nginx proxying to `upstream`, except the paths under `prefix`
+    /// (such as `/oauth2/`), which go to `other`: one host serving a
+    /// registry and an authorization endpoint of its own, as ACR serves
+    /// `/oauth2/exchange` beside `/v2/`.
+    pub fn start_routing(upstream: &str, prefix: &str, other: &str) -> Nginx {
+        Nginx::start_with(upstream, Faults::default(), None, Some((prefix, other)))
+    }
+
+    fn start_with(
+        upstream: &str,
+        faults: Faults,
+        manifests: Option<ManifestPutLimit>,
+        route: Option<(&str, &str)>,
+    ) -> Nginx {
         assert!(
             Path::new(NGINX).exists(),
             "{NGINX} is missing: install the Debian package `nginx`"
@@ -112,7 +125,13 @@ impl Nginx {
             let dir = tempfile::tempdir().expect("nginx temp dir");
             let port = free_port();
             let host = format!("127.0.0.1:{port}");
-            let config = config(dir.path(), &host, upstream, faults, manifests);
+            let mut config = config(dir.path(), &host, upstream, faults, manifests);
+            if let Some((prefix, other)) = route {
+                let location = format!(
+                    "location {prefix} {{ proxy_pass http://{other}; proxy_set_header Host $http_host; }}\n        location / {{"
+                );
+                config = config.replacen("location / {", &location, 1);
+            }
             std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
             let mut child = Command::new(NGINX)
                 .arg("-p")
@@ -311,7 +330,7 @@ impl Backend {
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: {}\n  secret: promoter-test-secret\n",
+             http:\n  addr: {}\n  secret: promoter-test-secret\n  draintimeout: 2s\n",
             self.dir.path().join("storage").display(),
             self.host
         );
@@ -342,6 +361,26 @@ impl Backend {
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stop the registry as a deployment restarts it: SIGTERM, after which
+    /// it accepts no new connection and finishes the requests in flight
+    /// (`http.draintimeout`, 2 s: enough for the small requests of the
+    /// tests; idle connections are closed at once). Not SIGKILL: docker-registry's filesystem
+    /// driver writes a file in place, and a kill between the truncation and
+    /// the write leaves an empty manifest blob that it then serves as 500
+    /// forever (a re-push finds the blob "present" and skips it) — a
+    /// storage fault of that driver, not something a client can repair.
+    /// distribution fixed it in v3.1.0 (commit a5a6f1ba3, "empty files are
+    /// created when the write process is interrupted": write a temporary
+    /// file, then rename); Debian ships 2.8.2.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let _ = child.wait();
         }
     }

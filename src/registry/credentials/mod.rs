@@ -13,7 +13,8 @@
 //! 3. the cloud the host belongs to, from the keyless material of the
 //!    environment: Google Application Default Credentials for `gcr.io`,
 //!    `*.gcr.io` and `*.pkg.dev` (`google`), AWS credentials for ECR and
-//!    ECR Public (`aws`), the Action's `github-token` for `ghcr.io`
+//!    ECR Public (`aws`), Microsoft Entra ID and ACR's token exchange for
+//!    `*.azurecr.io` (`azure`), the Action's `github-token` for `ghcr.io`
 //!    (`github`);
 //! 4. anonymous.
 //!
@@ -26,6 +27,7 @@
 //! this module contains one.
 
 mod aws;
+mod azure;
 mod docker_config;
 mod exchange;
 mod github;
@@ -261,13 +263,18 @@ impl CredentialStore {
             Some(Cloud::Google) => google::credential(&ctx, helper.is_some()).await,
             Some(Cloud::Aws) => aws::credential(&ctx).await,
             Some(Cloud::GitHub) => Ok(github::credential(&ctx)),
-            Some(Cloud::Azure) => Err(Error::Credentials {
-                registry: host.to_owned(),
-                reason: "the docker config names the credential helper `acr-env`, which \
-                         is not installed, and promoter has no built-in Azure exchange \
-                         yet; set PROMOTER_AUTH_<HOST> or install docker-credential-acr-env"
-                    .into(),
-            }),
+            Some(Cloud::Azure) => match azure::credential(&ctx).await? {
+                None if helper.is_some() => Err(Error::Credentials {
+                    registry: host.to_owned(),
+                    reason: "the docker config names the credential helper `acr-env`, which \
+                             is not installed, and its built-in stand-in found no Azure \
+                             application: set AZURE_CLIENT_ID and AZURE_TENANT_ID, with \
+                             AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE or (in the \
+                             Action) `permissions: id-token: write`; see docs/credentials.md"
+                        .into(),
+                }),
+                found => Ok(found),
+            },
             None => Ok(None),
         }
     }
@@ -300,6 +307,8 @@ impl Cloud {
             Some(Cloud::Google)
         } else if aws::is_aws_host(name) {
             Some(Cloud::Aws)
+        } else if azure::is_azure_host(name) {
+            Some(Cloud::Azure)
         } else if github::is_github_host(host, env) {
             Some(Cloud::GitHub)
         } else {
@@ -375,7 +384,7 @@ mod tests {
             CredentialStore::with_env(env).with_helper_path(dir.path().as_os_str().to_owned());
         let err = store.lookup("acr.example").await.unwrap_err().to_string();
         assert!(
-            err.contains("acr-env") && err.contains("no built-in Azure"),
+            err.contains("acr-env") && err.contains("found no Azure application"),
             "{err}"
         );
         // An unknown helper that is missing stays an error of its own.
@@ -395,6 +404,7 @@ mod tests {
         assert_eq!(Cloud::of_host("gcr.io:443", &none), Some(Cloud::Google));
         assert_eq!(Cloud::of_host("notgcr.io", &none), None);
         assert_eq!(Cloud::of_host("public.ecr.aws", &none), Some(Cloud::Aws));
+        assert_eq!(Cloud::of_host("reg.azurecr.io", &none), Some(Cloud::Azure));
         assert_eq!(Cloud::of_host("ghcr.io", &none), None);
         assert_eq!(Cloud::of_host("ghcr.io", &action), Some(Cloud::GitHub));
     }
