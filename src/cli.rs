@@ -463,14 +463,21 @@ pub struct SigningArgs {
     #[arg(long, value_name = "FILE")]
     pub identity_token_file: Option<PathBuf>,
 
-    /// Fulcio's URL. Default: the public instance, https://fulcio.sigstore.dev.
+    /// Fulcio's URL. Default: the one `--signing-config` selects, else the
+    /// public instance, https://fulcio.sigstore.dev.
     #[arg(long, value_name = "URL")]
     pub fulcio_url: Option<String>,
 
-    /// Rekor's URL. Default: the public instance, https://rekor.sigstore.dev
-    /// (keyless), none (with `--signing-key`).
+    /// Rekor's URL. Default: the one `--signing-config` selects, else the
+    /// public instance, https://rekor.sigstore.dev (keyless), none (with
+    /// `--signing-key`).
     #[arg(long, value_name = "URL")]
     pub rekor_url: Option<String>,
+
+    /// A Sigstore signing config (v0.2) that selects the Fulcio and Rekor
+    /// URLs; `--fulcio-url` and `--rekor-url` override it (docs/signing.md).
+    #[arg(long, value_name = "FILE")]
+    pub signing_config: Option<PathBuf>,
 
     /// The sigstore `trusted_root.json` to check Rekor's answers against.
     /// Default: the public instance's.

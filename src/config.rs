@@ -24,7 +24,7 @@ use crate::sign::crypto::Key;
 use crate::sign::oidc::TokenSource;
 use crate::sign::trust::TrustedRoot;
 use crate::sign::verify::{Matcher, Policy, Status, Verdict};
-use crate::sign::{Formats, Identity, Place, fulcio, rekor};
+use crate::sign::{Formats, Identity, Place, fulcio, rekor, signing_config};
 
 impl From<SignatureFormat> for Formats {
     fn from(f: SignatureFormat) -> Formats {
@@ -169,7 +169,7 @@ impl RunConfig {
             LimiterArg::Kpromo => LimiterMode::Kpromo,
         };
         let gate = SourceGate::resolve(&args.signing)?;
-        let signing = SignPlan::resolve(&args.signing);
+        let signing = SignPlan::resolve(&args.signing)?;
         let trust = (gate.is_needed() || signing.identity.is_ready()).then(|| {
             TrustedRoot::load(args.signing.trusted_root.as_deref()).map_err(|e| e.to_string())
         });
@@ -340,34 +340,50 @@ impl SignPlan {
         matches!(self.identity, Signing::Ready(_) | Signing::Broken(_))
     }
 
-    fn resolve(args: &SigningArgs) -> SignPlan {
-        let identity = match identity(args) {
+    fn resolve(args: &SigningArgs) -> anyhow::Result<SignPlan> {
+        let config = match &args.signing_config {
+            Some(path) => {
+                let given = signing_config::Given {
+                    fulcio: args.fulcio_url.is_some(),
+                    rekor: args.rekor_url.is_some(),
+                };
+                signing_config::load(path, given).map_err(anyhow::Error::msg)?
+            }
+            None => signing_config::Selected::default(),
+        };
+        for tsa in &config.unused_tsas {
+            tracing::warn!(
+                "the signing config selects the timestamp authority {tsa}; the promoter does not request RFC 3161 timestamps yet (the signing time is Rekor's integrated time)"
+            );
+        }
+        let identity = match identity(args, config.fulcio.as_deref()) {
             Ok(Some(identity)) => Signing::Ready(identity),
             Ok(None) if args.sign == Some(false) => Signing::Off,
             Ok(None) => Signing::Unavailable,
             Err(message) => Signing::Broken(message),
         };
-        let rekor_url = match (&identity, &args.rekor_url) {
+        let rekor_url = match (&identity, args.rekor_url.as_ref().or(config.rekor.as_ref())) {
             (_, Some(url)) => Some(url.clone()),
             (Signing::Ready(Identity::Keyless { .. }), None) => {
                 Some(rekor::PUBLIC_REKOR.to_owned())
             }
             _ => None,
         };
-        SignPlan {
+        Ok(SignPlan {
             identity,
             rekor_url,
             trust: None,
             formats: Formats::from(args.signature_format),
             attest: args.attest,
             signature_identity_prefix: args.signature_identity_prefix.clone(),
-        }
+        })
     }
 }
 
 /// The identity of a run: `Ok(None)` when signing is off or no identity is
 /// available.
-fn identity(args: &SigningArgs) -> Result<Option<Identity>, String> {
+/// `config_fulcio`: the Fulcio URL a signing config selected.
+fn identity(args: &SigningArgs, config_fulcio: Option<&str>) -> Result<Option<Identity>, String> {
     if args.sign == Some(false) {
         return Ok(None);
     }
@@ -384,6 +400,7 @@ fn identity(args: &SigningArgs) -> Result<Option<Identity>, String> {
             fulcio_url: args
                 .fulcio_url
                 .clone()
+                .or_else(|| config_fulcio.map(str::to_owned))
                 .unwrap_or_else(|| fulcio::PUBLIC_FULCIO.to_owned()),
         })),
         None if args.sign == Some(true) => Err(

@@ -586,3 +586,78 @@ async fn staging_signatures_are_checked_before_the_image_is_promoted() {
         assert_eq!(copied, digest != bad_digest, "{repo}");
     }
 }
+
+/// A signing config in place of `--fulcio-url` and `--rekor-url`: the run
+/// signs with the Fulcio and the Rekor v1 log it selects (a Rekor v2 log,
+/// a retired log and a not-yet-valid CA are passed over), says that it asks
+/// no timestamp authority, and a malformed config stops the run naming the
+/// file and the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signing_config_selects_fulcio_and_rekor() {
+    let world = World::new(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let service = |url: &str, version: u32, start: &str, end: Option<&str>| {
+        let mut valid_for = serde_json::json!({ "start": start });
+        if let Some(end) = end {
+            valid_for["end"] = end.into();
+        }
+        serde_json::json!({
+            "url": url, "majorApiVersion": version, "validFor": valid_for, "operator": "test",
+        })
+    };
+    let nowhere = "http://127.0.0.1:9";
+    let config = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+        "caUrls": [
+            service(nowhere, 1, "2999-01-01T00:00:00Z", None),
+            service(&world.sigstore.url, 1, "2023-01-01T00:00:00Z", None),
+        ],
+        "rekorTlogUrls": [
+            service(nowhere, 2, "2025-01-01T00:00:00Z", None),
+            service(nowhere, 1, "2020-01-01T00:00:00Z", Some("2022-01-01T00:00:00Z")),
+            service(&world.sigstore.url, 1, "2023-01-01T00:00:00Z", None),
+        ],
+        "rekorTlogConfig": { "selector": "ANY" },
+        "tsaUrls": [service(&format!("{nowhere}/api/v1/timestamp"), 1, "2023-01-01T00:00:00Z", None)],
+        "tsaConfig": { "selector": "ANY" },
+    });
+    let path = dir.path().join("signing_config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = world.run_with_signing_config(&path);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("does not request RFC 3161 timestamps"),
+        "{}",
+        text(&out)
+    );
+    let stats = world.sigstore.stats();
+    assert_eq!(stats.fulcio, 1, "{stats:?}");
+    assert!(stats.hashedrekord > 0, "{stats:?}");
+    assert_eq!(world.signed_everywhere().await, vec![true; 6]);
+
+    // Only a Rekor v2 log: refused before anything is copied.
+    let mut v2_only = config.clone();
+    v2_only["rekorTlogUrls"] =
+        serde_json::json!([service(nowhere, 2, "2025-01-01T00:00:00Z", None)]);
+    std::fs::write(&path, v2_only.to_string()).unwrap();
+    let out = world.run_with_signing_config(&path);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    for want in [
+        path.to_str().unwrap(),
+        "rekorTlogUrls: Rekor v2 URL http://127.0.0.1:9 selected; Rekor v2 is not supported yet: pass --rekor-url for a v1 log",
+    ] {
+        assert!(text(&out).contains(want), "want {want:?}: {}", text(&out));
+    }
+    // A service without its URL.
+    std::fs::write(
+        &path,
+        r#"{"mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "caUrls": [{"majorApiVersion": 1, "validFor": {"start": "2023-01-01T00:00:00Z"}}]}"#,
+    )
+    .unwrap();
+    let out = world.run_with_signing_config(&path);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    for want in [path.to_str().unwrap(), "missing field `url`"] {
+        assert!(text(&out).contains(want), "want {want:?}: {}", text(&out));
+    }
+}

@@ -21,6 +21,7 @@ pub mod listed;
 pub mod oidc;
 pub mod rekor;
 pub mod replicate;
+pub mod signing_config;
 pub mod store;
 pub mod trust;
 pub mod verifier;

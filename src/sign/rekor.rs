@@ -173,6 +173,7 @@ mod tests {
             tlogs: vec![(sha256_hex(&log.public_der()), log.public_der())],
             ca_certs: Vec::new(),
             verifier: None,
+            expired_ca_certs: Vec::new(),
         };
         let entry = signed_entry(&log, r#"{"kind":"hashedrekord"}"#);
         entry.verify_set(&trust).unwrap();

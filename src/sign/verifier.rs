@@ -257,7 +257,7 @@ pub fn verify(
             .0
             .verify(input, &bundle, &VerificationPolicy::any_identity())
     };
-    let result = result.map_err(classify)?;
+    let result = result.map_err(|e| name_expired_cas(classify(e), trust))?;
     let identity = result.identity().map(|san| san.as_str().to_owned());
     let issuer = result.issuer().map(str::to_owned);
     if !keyed {
@@ -372,7 +372,53 @@ fn classify(e: SvError) -> Failure {
         SvError::Crypto(_) => Check::Signature,
         _ => refine(&detail),
     };
-    fail(check, detail)
+    match explain_path_error(&detail) {
+        Some(meaning) if check == Check::Chain => fail(check, format!("{meaning} ({detail})")),
+        _ => fail(check, detail),
+    }
+}
+
+/// What webpki's path errors, which sigstore-verify passes on by their
+/// Rust names, mean for a Sigstore signing certificate.
+fn explain_path_error(detail: &str) -> Option<&'static str> {
+    [
+        (
+            "CaUsedAsEndEntity",
+            "the signing certificate is a CA certificate (basicConstraints CA:TRUE), not a Fulcio leaf",
+        ),
+        (
+            "RequiredEkuNotFound",
+            "the signing certificate lacks the codeSigning extended key usage",
+        ),
+        (
+            "CertExpired",
+            "a certificate of the chain had expired at the signing time",
+        ),
+        (
+            "CertNotValidYet",
+            "a certificate of the chain was not yet valid at the signing time",
+        ),
+        (
+            "UnknownIssuer",
+            "no Fulcio CA of the trusted root, valid at the signing time, issued the certificate",
+        ),
+    ]
+    .into_iter()
+    .find(|(name, _)| detail.contains(name))
+    .map(|(_, meaning)| meaning)
+}
+
+/// A chain failure names the trusted root's expired CA certificates: their
+/// CA no longer issues (see `trust::narrow_to_certificates`).
+fn name_expired_cas(mut failure: Failure, trust: &TrustedRoot) -> Failure {
+    if failure.check == Check::Chain && !trust.expired_ca_certs.is_empty() {
+        failure.detail = format!(
+            "{}; a Fulcio CA is trusted only while every certificate of its chain is valid, and these CA certificates of the trusted root have expired: {}",
+            failure.detail,
+            trust.expired_ca_certs.join(", ")
+        );
+    }
+    failure
 }
 
 /// sigstore-verify reports a bundle whose log evidence is incomplete (no

@@ -158,6 +158,40 @@ impl World {
         promoter(&args, env)
     }
 
+    /// A run as in GitHub Actions whose Fulcio and Rekor come from the
+    /// signing config at `config` (no `--fulcio-url`, no `--rekor-url`).
+    pub fn run_with_signing_config(&self, config: &std::path::Path) -> Output {
+        let root = self.sigstore.trusted_root();
+        let args = [
+            "run",
+            "--manifest",
+            self.manifest(),
+            "--confirm",
+            "--signing-config",
+            config.to_str().unwrap(),
+            "--trusted-root",
+            root.to_str().unwrap(),
+            "--signature-identity-prefix",
+            "registry.example",
+        ];
+        promoter(&args, &self.github_env())
+    }
+
+    /// The environment of a GitHub Actions job with `id-token: write`.
+    fn github_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                self.sigstore.token_request_url(),
+            ),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN.to_owned()),
+            (
+                "GITHUB_SHA",
+                "0123456789abcdef0123456789abcdef01234567".to_owned(),
+            ),
+        ]
+    }
+
     /// A run as in GitHub Actions: the token comes from the OIDC endpoint.
     pub fn run(&self) -> Output {
         self.run_with(

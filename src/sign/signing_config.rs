@@ -1,0 +1,345 @@
+//! `--signing-config FILE`: a Sigstore `signing_config` v0.2 (media type
+//! `application/vnd.dev.sigstore.signingconfig.v0.2+json`), read with
+//! sigstore-trust-root's types, and the services it selects for this
+//! signer, as protobuf-specs' `SigningConfig` says to select them:
+//!
+//! - only services within their `validFor` window now, of an API version
+//!   this signer speaks (Fulcio v1, Rekor v1; Rekor v2 and RFC 3161
+//!   timestamp authorities are not spoken yet);
+//! - Fulcio: one, the highest version, then the newest `validFor.start`;
+//! - Rekor: at most one per `operator` (its highest version, then newest),
+//!   then as many as `rekorTlogConfig.selector` asks (`ANY`: one, `ALL`:
+//!   all, `EXACT`: `count`). This signer writes one log entry, so a
+//!   selection of more than one log is refused.
+//!
+//! What cannot be followed is an error naming the file and the field, with
+//! the flag that gets around it.
+
+use std::path::Path;
+
+use sigstore_verify::trust_root::{
+    ServiceConfiguration, ServiceEndpoint, ServiceSelector, SigningConfig,
+};
+
+/// The only media type read.
+const MEDIA_TYPE: &str = "application/vnd.dev.sigstore.signingconfig.v0.2+json";
+
+/// What a signing config selects for this signer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selected {
+    /// Fulcio's base URL, when the config lists CAs.
+    pub fulcio: Option<String>,
+    /// The Rekor v1 log's base URL, when the config lists logs.
+    pub rekor: Option<String>,
+    /// The timestamp authorities the config selects, which this signer does
+    /// not ask (it has no RFC 3161 client yet); a run says so.
+    pub unused_tsas: Vec<String>,
+}
+
+/// The services a flag names already (`--fulcio-url`, `--rekor-url`): the
+/// config's are then neither selected nor checked.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Given {
+    /// `--fulcio-url`.
+    pub fulcio: bool,
+    /// `--rekor-url`.
+    pub rekor: bool,
+}
+
+/// Read and select from the signing config at `path`.
+pub fn load(path: &Path, given: Given) -> Result<Selected, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --signing-config {}: {e}", path.display()))?;
+    select(&text, jiff::Timestamp::now(), given)
+        .map_err(|why| format!("--signing-config {}: {why}", path.display()))
+}
+
+/// Select from a signing config's text at time `now`.
+pub fn select(text: &str, now: jiff::Timestamp, given: Given) -> Result<Selected, String> {
+    let config: SigningConfig =
+        serde_json::from_str(text).map_err(|e| format!("not a signing config: {e}"))?;
+    if config.media_type != MEDIA_TYPE {
+        return Err(format!(
+            "mediaType is `{}`; only `{MEDIA_TYPE}` (signing config v0.2) is read",
+            config.media_type
+        ));
+    }
+    Ok(Selected {
+        fulcio: match given.fulcio {
+            true => None,
+            false => fulcio(&config.ca_urls, now)?,
+        },
+        rekor: match given.rekor {
+            true => None,
+            false => rekor(&config.rekor_tlog_urls, &config.rekor_tlog_config, now)?,
+        },
+        unused_tsas: tsas(&config.tsa_urls, &config.tsa_config, now)?,
+    })
+}
+
+/// Services valid at `now`, best first: highest API version, then newest
+/// start.
+fn current(services: &[ServiceEndpoint], now: jiff::Timestamp) -> Vec<&ServiceEndpoint> {
+    let mut valid: Vec<_> = services
+        .iter()
+        .filter(|s| s.valid_for.contains(now))
+        .collect();
+    valid.sort_by(|a, b| {
+        (b.major_api_version, b.valid_for.start).cmp(&(a.major_api_version, a.valid_for.start))
+    });
+    valid
+}
+
+fn fulcio(cas: &[ServiceEndpoint], now: jiff::Timestamp) -> Result<Option<String>, String> {
+    if cas.is_empty() {
+        return Ok(None);
+    }
+    let valid = current(cas, now);
+    match valid.iter().find(|s| s.major_api_version == 1) {
+        Some(ca) => Ok(Some(ca.url.clone())),
+        None if valid.is_empty() => {
+            Err("caUrls: no Fulcio URL is within its validFor window now".into())
+        }
+        None => Err(format!(
+            "caUrls: no Fulcio URL with majorApiVersion 1 is valid now (found {}); pass --fulcio-url",
+            versions(&valid)
+        )),
+    }
+}
+
+/// How many services a selector asks for, of `available`.
+fn wanted(field: &str, config: &ServiceConfiguration, available: usize) -> Result<usize, String> {
+    match config.selector {
+        ServiceSelector::Any => Ok(available.min(1)),
+        ServiceSelector::All => Ok(available),
+        ServiceSelector::Exact => match config.count {
+            Some(n) if n as usize <= available => Ok(n as usize),
+            Some(n) => Err(format!(
+                "{field}: selector EXACT asks for {n} services, and only {available} (one per operator) are usable now"
+            )),
+            None => Err(format!("{field}: selector EXACT needs a count")),
+        },
+        _ => Err(format!(
+            "{field}: selector is undefined; give ANY, ALL or EXACT"
+        )),
+    }
+}
+
+/// Each operator's best service (unnamed operators count as one each).
+fn per_operator<'a>(valid: &[&'a ServiceEndpoint]) -> Vec<&'a ServiceEndpoint> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for service in valid {
+        match service.operator.as_deref() {
+            Some(op) if seen.contains(&op) => {}
+            Some(op) => {
+                seen.push(op);
+                out.push(*service);
+            }
+            None => out.push(*service),
+        }
+    }
+    out
+}
+
+fn rekor(
+    logs: &[ServiceEndpoint],
+    config: &ServiceConfiguration,
+    now: jiff::Timestamp,
+) -> Result<Option<String>, String> {
+    if logs.is_empty() {
+        return Ok(None);
+    }
+    let valid = current(logs, now);
+    let v1: Vec<_> = valid
+        .iter()
+        .copied()
+        .filter(|s| s.major_api_version == 1)
+        .collect();
+    let chosen = per_operator(&v1);
+    if chosen.is_empty() {
+        let v2 = valid.iter().find(|s| s.major_api_version == 2);
+        return Err(match v2 {
+            Some(log) => format!(
+                "rekorTlogUrls: Rekor v2 URL {} selected; Rekor v2 is not supported yet: pass --rekor-url for a v1 log",
+                log.url
+            ),
+            None if valid.is_empty() => {
+                "rekorTlogUrls: no Rekor URL is within its validFor window now".into()
+            }
+            None => format!(
+                "rekorTlogUrls: no Rekor v1 URL is valid now (found {}); pass --rekor-url",
+                versions(&valid)
+            ),
+        });
+    }
+    match wanted("rekorTlogConfig", config, chosen.len())? {
+        1 => Ok(Some(chosen[0].url.clone())),
+        n => Err(format!(
+            "rekorTlogConfig selects {n} Rekor logs ({}); the promoter writes to one log: pass --rekor-url",
+            urls(&chosen[..n])
+        )),
+    }
+}
+
+fn tsas(
+    tsas: &[ServiceEndpoint],
+    config: &ServiceConfiguration,
+    now: jiff::Timestamp,
+) -> Result<Vec<String>, String> {
+    if tsas.is_empty() {
+        return Ok(Vec::new());
+    }
+    let chosen = per_operator(&current(tsas, now));
+    // Not used: a selector this signer could not follow is no reason to stop.
+    let n = wanted("tsaConfig", config, chosen.len()).unwrap_or(chosen.len());
+    Ok(chosen[..n].iter().map(|s| s.url.clone()).collect())
+}
+
+fn versions(services: &[&ServiceEndpoint]) -> String {
+    let mut v: Vec<String> = services
+        .iter()
+        .map(|s| format!("v{}", s.major_api_version))
+        .collect();
+    v.dedup();
+    v.join(", ")
+}
+
+fn urls(services: &[&ServiceEndpoint]) -> String {
+    services
+        .iter()
+        .map(|s| s.url.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> jiff::Timestamp {
+        "2026-06-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn service(
+        url: &str,
+        version: u32,
+        start: &str,
+        end: Option<&str>,
+        operator: &str,
+    ) -> serde_json::Value {
+        let mut valid_for = json!({"start": start});
+        if let Some(end) = end {
+            valid_for["end"] = json!(end);
+        }
+        json!({"url": url, "majorApiVersion": version, "validFor": valid_for, "operator": operator})
+    }
+
+    fn config(rekor: Vec<serde_json::Value>, selector: serde_json::Value) -> String {
+        json!({
+            "mediaType": MEDIA_TYPE,
+            "caUrls": [
+                service("https://old-fulcio", 1, "2020-01-01T00:00:00Z", Some("2025-01-01T00:00:00Z"), "a"),
+                service("https://fulcio", 1, "2024-01-01T00:00:00Z", None, "a"),
+                service("https://fulcio-v2", 2, "2024-01-01T00:00:00Z", None, "a"),
+            ],
+            "rekorTlogUrls": rekor,
+            "rekorTlogConfig": selector,
+            "tsaUrls": [service("https://tsa/api/v1/timestamp", 1, "2025-01-01T00:00:00Z", None, "a")],
+            "tsaConfig": {"selector": "ANY"},
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn selects_by_window_version_and_operator() {
+        let text = config(
+            vec![
+                service("https://log2025.v2", 2, "2025-01-01T00:00:00Z", None, "a"),
+                service("https://rekor-old", 1, "2020-01-01T00:00:00Z", None, "a"),
+                service("https://rekor", 1, "2023-01-01T00:00:00Z", None, "a"),
+                service("https://rekor-future", 1, "2030-01-01T00:00:00Z", None, "a"),
+            ],
+            json!({"selector": "ANY"}),
+        );
+        let selected = select(&text, now(), Given::default()).unwrap();
+        assert_eq!(selected.fulcio.as_deref(), Some("https://fulcio"));
+        assert_eq!(selected.rekor.as_deref(), Some("https://rekor"));
+        assert_eq!(
+            selected.unused_tsas,
+            vec!["https://tsa/api/v1/timestamp".to_owned()]
+        );
+        // A flag wins, and the config's choice is not even checked.
+        let v2_only = config(
+            vec![service(
+                "https://log2025.v2",
+                2,
+                "2025-01-01T00:00:00Z",
+                None,
+                "a",
+            )],
+            json!({"selector": "ANY"}),
+        );
+        let given = Given {
+            fulcio: true,
+            rekor: true,
+        };
+        let selected = select(&v2_only, now(), given).unwrap();
+        assert_eq!((selected.fulcio, selected.rekor), (None, None));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_follow() {
+        let v2_only = config(
+            vec![service(
+                "https://log2025.v2",
+                2,
+                "2025-01-01T00:00:00Z",
+                None,
+                "a",
+            )],
+            json!({"selector": "ANY"}),
+        );
+        let two_operators = config(
+            vec![
+                service("https://rekor-a", 1, "2023-01-01T00:00:00Z", None, "a"),
+                service("https://rekor-b", 1, "2023-01-01T00:00:00Z", None, "b"),
+            ],
+            json!({"selector": "ALL"}),
+        );
+        let too_many = config(
+            vec![service(
+                "https://rekor",
+                1,
+                "2023-01-01T00:00:00Z",
+                None,
+                "a",
+            )],
+            json!({"selector": "EXACT", "count": 2}),
+        );
+        for (text, want) in [
+            (
+                &v2_only,
+                "Rekor v2 URL https://log2025.v2 selected; Rekor v2 is not supported yet: pass --rekor-url",
+            ),
+            (
+                &two_operators,
+                "selects 2 Rekor logs (https://rekor-a, https://rekor-b)",
+            ),
+            (&too_many, "selector EXACT asks for 2 services, and only 1"),
+            (&"{".to_owned(), "not a signing config: EOF"),
+            (
+                &json!({"mediaType": "x", "caUrls": []}).to_string(),
+                "mediaType is `x`",
+            ),
+            (
+                &json!({"mediaType": MEDIA_TYPE, "caUrls": [{"majorApiVersion": 1}]}).to_string(),
+                "missing field `url`",
+            ),
+        ] {
+            let err = select(text, now(), Given::default()).unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}
