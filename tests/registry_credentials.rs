@@ -313,6 +313,58 @@ async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refus
     assert_eq!(reg.list_tags(&repo("r/five")).await.unwrap(), ["v1"]);
 }
 
+/// Inside one run: a failed exchange is not tried again for each request;
+/// every later request fails at once with the same message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_exchange_is_tried_once_per_run() {
+    use promoter::registry::Registry as _;
+    use promoter::registry::credentials::{CredentialStore, Env};
+    use promoter::registry::http::{HttpClient, HttpOptions};
+    use support::conformance::repo;
+
+    let google = GoogleStandIn::start(LIFETIME);
+    let dest = RegistryServer::start_with(
+        Mode::Token,
+        Login::Check("oauth2accesstoken".into(), google.accepts()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"gcloud"}}}}"#, dest.host),
+    )
+    .unwrap();
+    // The audience of another provider: STS refuses it (a 400, not retried).
+    let file = dir.path().join("gha-creds.json");
+    std::fs::write(
+        &file,
+        google
+            .external_account_json()
+            .replace("providers/github", "providers/other"),
+    )
+    .unwrap();
+    let env = Env::from_pairs([
+        ("DOCKER_CONFIG", dir.path().to_str().unwrap()),
+        ("GOOGLE_APPLICATION_CREDENTIALS", file.to_str().unwrap()),
+    ]);
+    let store = CredentialStore::with_env(env).with_helper_path(dir.path().as_os_str().to_owned());
+    let client = HttpClient::new(HttpOptions {
+        credentials: store,
+        ..HttpOptions::default()
+    })
+    .unwrap();
+    let reg = client.registry(&dest.host).unwrap();
+    let mut errors = Vec::new();
+    for name in ["r/one", "r/two", "r/three"] {
+        errors.push(reg.list_tags(&repo(name)).await.unwrap_err().to_string());
+    }
+    assert_eq!(google.refusals().len(), 1, "{:?}", google.refusals());
+    assert!(
+        errors[0].contains("the STS token exchange at"),
+        "{errors:?}"
+    );
+    assert!(errors.iter().all(|e| *e == errors[0]), "{errors:?}");
+}
+
 fn aws_world(moto: &Moto) -> World {
     World::new(RegistryServer::start_with(
         Mode::Htpasswd,
