@@ -520,10 +520,7 @@ fn key_signed_attestations_between_image_layouts() {
     let gaps = report["gaps"].as_array().unwrap();
     assert_eq!(gaps.len(), 4, "{report}");
     for gap in gaps {
-        assert!(
-            gap["digest"].as_str().unwrap().starts_with("sha256:"),
-            "{gap}"
-        );
+        assert!(gap["digest"].as_str().unwrap().starts_with("sha256:"), "{gap}");
         assert_eq!(gap["legacy"]["status"], "invalid", "{gap}");
         assert!(gap["legacy"]["reason"].is_string(), "{gap}");
         assert_eq!(gap["provenance"]["status"], "invalid", "{gap}");

@@ -286,11 +286,7 @@ fn colour_follows_no_color_clicolor_force_and_the_flag() {
     let run = ["run", "--manifest", "m.yaml", "--format", "human"];
     let out = promoter(&[&["--color=always"][..], &run].concat(), dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("\x1b[1;31merror[M201]"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).contains("\x1b[1;31merror[M201]"), "{}", text(&out.stdout));
     let out = promoter(&run, dir.path(), &[]);
     assert!(!text(&out.stdout).contains('\x1b'), "{}", text(&out.stdout));
 }
