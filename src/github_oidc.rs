@@ -59,10 +59,14 @@ pub async fn fetch(
     struct Answer {
         value: String,
     }
+    // `bearer` in lower case, as GitHub documents the request.
     let request = || {
         client
             .get(url.clone())
-            .bearer_auth(request_token)
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("bearer {request_token}"),
+            )
             .header(reqwest::header::ACCEPT, "application/json")
     };
     let (status, body) = RETRY

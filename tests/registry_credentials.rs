@@ -256,17 +256,20 @@ fn google_failure_names_the_host_the_source_the_step_and_the_service_error() {
     assert_eq!(world.promoted("a"), None);
 }
 
-/// Inside one run (the library, one client): the cloud token is exchanged
-/// once for many requests, again shortly before it expires, and once more
-/// when the registry's token realm refuses it mid-run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refusal() {
-    use promoter::registry::Registry as _;
+/// A token-mode destination accepting the stand-in's tokens, and a library
+/// client (one run) whose credentials come only from a docker config
+/// mapping that destination to `gcloud` and from `var`.
+fn google_client(
+    google: &GoogleStandIn,
+    var: (&str, &str),
+) -> (
+    RegistryServer,
+    tempfile::TempDir,
+    promoter::registry::http::HttpClient,
+) {
     use promoter::registry::credentials::{CredentialStore, Env};
     use promoter::registry::http::{HttpClient, HttpOptions};
-    use support::conformance::repo;
 
-    let google = GoogleStandIn::start(LIFETIME);
     let dest = RegistryServer::start_with(
         Mode::Token,
         Login::Check("oauth2accesstoken".into(), google.accepts()),
@@ -277,10 +280,7 @@ async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refus
         format!(r#"{{"credHelpers":{{"{}":"gcloud"}}}}"#, dest.host),
     )
     .unwrap();
-    let env = Env::from_pairs([
-        ("DOCKER_CONFIG", dir.path().to_str().unwrap()),
-        ("GCE_METADATA_HOST", google.host.as_str()),
-    ]);
+    let env = Env::from_pairs([("DOCKER_CONFIG", dir.path().to_str().unwrap()), var]);
     // An empty PATH for helpers: the built-in gcloud answers.
     let store = CredentialStore::with_env(env).with_helper_path(dir.path().as_os_str().to_owned());
     let client = HttpClient::new(HttpOptions {
@@ -288,6 +288,19 @@ async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refus
         ..HttpOptions::default()
     })
     .unwrap();
+    (dest, dir, client)
+}
+
+/// Inside one run (the library, one client): the cloud token is exchanged
+/// once for many requests, again shortly before it expires, and once more
+/// when the registry's token realm refuses it mid-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refusal() {
+    use promoter::registry::Registry as _;
+    use support::conformance::repo;
+
+    let google = GoogleStandIn::start(LIFETIME);
+    let (dest, _dir, client) = google_client(&google, ("GCE_METADATA_HOST", &google.host));
     let reg = client.registry(&dest.host).unwrap();
     let image = TestImage::build(63);
     for name in ["r/one", "r/two", "r/three"] {
@@ -318,23 +331,12 @@ async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refus
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_exchange_is_tried_once_per_run() {
     use promoter::registry::Registry as _;
-    use promoter::registry::credentials::{CredentialStore, Env};
-    use promoter::registry::http::{HttpClient, HttpOptions};
     use support::conformance::repo;
 
     let google = GoogleStandIn::start(LIFETIME);
-    let dest = RegistryServer::start_with(
-        Mode::Token,
-        Login::Check("oauth2accesstoken".into(), google.accepts()),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        format!(r#"{{"credHelpers":{{"{}":"gcloud"}}}}"#, dest.host),
-    )
-    .unwrap();
     // The audience of another provider: STS refuses it (a 400, not retried).
-    let file = dir.path().join("gha-creds.json");
+    let creds = tempfile::tempdir().unwrap();
+    let file = creds.path().join("gha-creds.json");
     std::fs::write(
         &file,
         google
@@ -342,16 +344,10 @@ async fn a_failed_exchange_is_tried_once_per_run() {
             .replace("providers/github", "providers/other"),
     )
     .unwrap();
-    let env = Env::from_pairs([
-        ("DOCKER_CONFIG", dir.path().to_str().unwrap()),
+    let (dest, _dir, client) = google_client(
+        &google,
         ("GOOGLE_APPLICATION_CREDENTIALS", file.to_str().unwrap()),
-    ]);
-    let store = CredentialStore::with_env(env).with_helper_path(dir.path().as_os_str().to_owned());
-    let client = HttpClient::new(HttpOptions {
-        credentials: store,
-        ..HttpOptions::default()
-    })
-    .unwrap();
+    );
     let reg = client.registry(&dest.host).unwrap();
     let mut errors = Vec::new();
     for name in ["r/one", "r/two", "r/three"] {
