@@ -19,18 +19,10 @@ use support::ferro::FerroServer;
 use support::front::{Front, Options, Profile};
 use support::image::TestImage;
 use support::server::{Mode, RegistryServer};
+use support::text;
 
 fn repo(name: &str) -> RepoName {
     name.parse().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn promoter(args: &[&str]) -> Output {
