@@ -18,6 +18,32 @@ pub enum Translated {
 /// Translates the flags, returning notes for the user (printed on stderr)
 /// or an error for flags promoter cannot honour.
 pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
+    if let Some(flag) = refused_flag(args) {
+        return Err(format!(
+            "{flag} is a kpromo snapshot/vulnerability-scan option that promoter does not have; \
+             list a repository with `skopeo list-tags docker://<repo>` and scan images with a scanner of your choice"
+        ));
+    }
+    if args.manifest.is_none() && args.thin_manifest_dir.is_none() {
+        return Err("give --manifest FILE or --thin-manifest-dir DIR".to_string());
+    }
+    let notes = notes(args);
+    let manifests = ManifestArgs {
+        manifest: args.manifest.clone(),
+        thin_manifest_dir: args.thin_manifest_dir.iter().cloned().collect(),
+    };
+    if args.parse_only == Some(true) {
+        let check = CheckArgs {
+            color: ColorChoice::Auto,
+            ..CheckArgs::of(manifests)
+        };
+        return Ok((Translated::Check(check), notes));
+    }
+    Ok((Translated::Run(run_args(args, manifests)), notes))
+}
+
+/// The first given flag that promoter refuses.
+fn refused_flag(args: &CipArgs) -> Option<&'static str> {
     let refused = [
         ("--snapshot", args.snapshot.is_some()),
         ("--snapshot-tag", args.snapshot_tag.is_some()),
@@ -32,81 +58,78 @@ pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
             args.vuln_severity_threshold.is_some(),
         ),
     ];
-    if let Some((flag, _)) = refused.iter().find(|(_, given)| *given) {
-        return Err(format!(
-            "{flag} is a kpromo snapshot/vulnerability-scan option that promoter does not have; \
-             list a repository with `skopeo list-tags docker://<repo>` and scan images with a scanner of your choice"
-        ));
-    }
-    if args.manifest.is_none() && args.thin_manifest_dir.is_none() {
-        return Err("give --manifest FILE or --thin-manifest-dir DIR".to_string());
-    }
-    let mut notes = Vec::new();
-    let mut note = |given: bool, text: &str| {
-        if given {
-            notes.push(text.to_string());
-        }
-    };
-    note(
-        args.use_prow_manifest_diff == Some(true) || args.manifest_diff_since.is_some(),
-        "--use-prow-manifest-diff/--manifest-diff-since: not needed; promoter reconciles the whole tree, \
-         and a tree already promoted costs one listing per destination repository",
-    );
-    note(
-        args.key_files.is_some() || args.use_service_account.is_some(),
-        "--key-files/--use-service-account: ignored; registry credentials come from the docker config or PROMOTER_AUTH_<HOST> (see README)",
-    );
-    note(
-        args.json_log_summary.is_some(),
-        "--json-log-summary: ignored; use `promoter run --format json` or --report FILE",
-    );
-    note(
-        args.max_image_size.is_some(),
-        "--max-image-size: ignored (kpromo ignores it too)",
-    );
-    note(
-        args.signer_account.is_some(),
-        "--signer-account: not used; promoter signs keylessly as the ambient OIDC identity \
-         (GitHub Actions' token, SIGSTORE_ID_TOKEN, or `promoter run --identity-token-file`). \
-         To sign as that service account, write its identity token to a file \
-         (`gcloud auth print-identity-token --impersonate-service-account=ACCOUNT --audiences=sigstore`) \
-         and run `promoter run --identity-token-file FILE`",
-    );
-    note(
-        args.max_signature_copies.is_some() || args.max_signature_ops.is_some(),
-        "--max-signature-copies/--max-signature-ops: ignored; signing and signature copies share \
-         the requests in flight of --threads (promoter's --concurrency) and each registry's rate limit",
-    );
-    let identity = crate::cli::IdentityArgs {
-        certificate_identity: args.certificate_identity.clone(),
-        certificate_identity_regexp: args.certificate_identity_regexp.clone(),
-        certificate_oidc_issuer: args.certificate_oidc_issuer.clone(),
-        certificate_oidc_issuer_regexp: args.certificate_oidc_issuer_regexp.clone(),
-    };
+    refused
+        .iter()
+        .find(|(_, given)| *given)
+        .map(|(flag, _)| *flag)
+}
+
+/// A note for each given flag that is accepted but not needed here.
+fn notes(args: &CipArgs) -> Vec<String> {
+    let identity = source_identity(args);
     let identity_given = identity.certificate_identity.is_some()
         || identity.certificate_identity_regexp.is_some()
         || identity.certificate_oidc_issuer.is_some()
         || identity.certificate_oidc_issuer_regexp.is_some();
-    note(
-        identity_given,
-        "--certificate-*: staging signatures, where present, must verify and match this identity \
-         and issuer, or the image is neither signed nor replicated (as `promoter run \
-         --certificate-*`); add `--require-signed-source` with `promoter run` to refuse unsigned \
-         staging images too",
-    );
+    let noted = [
+        (
+            args.use_prow_manifest_diff == Some(true) || args.manifest_diff_since.is_some(),
+            "--use-prow-manifest-diff/--manifest-diff-since: not needed; promoter reconciles the whole tree, \
+             and a tree already promoted costs one listing per destination repository",
+        ),
+        (
+            args.key_files.is_some() || args.use_service_account.is_some(),
+            "--key-files/--use-service-account: ignored; registry credentials come from the docker config or PROMOTER_AUTH_<HOST> (see README)",
+        ),
+        (
+            args.json_log_summary.is_some(),
+            "--json-log-summary: ignored; use `promoter run --format json` or --report FILE",
+        ),
+        (
+            args.max_image_size.is_some(),
+            "--max-image-size: ignored (kpromo ignores it too)",
+        ),
+        (
+            args.signer_account.is_some(),
+            "--signer-account: not used; promoter signs keylessly as the ambient OIDC identity \
+             (GitHub Actions' token, SIGSTORE_ID_TOKEN, or `promoter run --identity-token-file`). \
+             To sign as that service account, write its identity token to a file \
+             (`gcloud auth print-identity-token --impersonate-service-account=ACCOUNT --audiences=sigstore`) \
+             and run `promoter run --identity-token-file FILE`",
+        ),
+        (
+            args.max_signature_copies.is_some() || args.max_signature_ops.is_some(),
+            "--max-signature-copies/--max-signature-ops: ignored; signing and signature copies share \
+             the requests in flight of --threads (promoter's --concurrency) and each registry's rate limit",
+        ),
+        (
+            identity_given,
+            "--certificate-*: staging signatures, where present, must verify and match this identity \
+             and issuer, or the image is neither signed nor replicated (as `promoter run \
+             --certificate-*`); add `--require-signed-source` with `promoter run` to refuse unsigned \
+             staging images too",
+        ),
+    ];
+    noted
+        .iter()
+        .filter(|(given, _)| *given)
+        .map(|(_, text)| text.to_string())
+        .collect()
+}
 
-    let manifests = ManifestArgs {
-        manifest: args.manifest.clone(),
-        thin_manifest_dir: args.thin_manifest_dir.iter().cloned().collect(),
-    };
-    if args.parse_only == Some(true) {
-        let check = CheckArgs {
-            color: ColorChoice::Auto,
-            ..CheckArgs::of(manifests)
-        };
-        return Ok((Translated::Check(check), notes));
+/// kpromo's `--certificate-*` flags, which staging signatures must match.
+fn source_identity(args: &CipArgs) -> crate::cli::IdentityArgs {
+    crate::cli::IdentityArgs {
+        certificate_identity: args.certificate_identity.clone(),
+        certificate_identity_regexp: args.certificate_identity_regexp.clone(),
+        certificate_oidc_issuer: args.certificate_oidc_issuer.clone(),
+        certificate_oidc_issuer_regexp: args.certificate_oidc_issuer_regexp.clone(),
     }
-    let run = RunArgs {
+}
+
+/// The promotion a kpromo command line asks for.
+fn run_args(args: &CipArgs, manifests: ManifestArgs) -> RunArgs {
+    RunArgs {
         manifests,
         confirm: args.confirm == Some(true),
         format: None,
@@ -121,13 +144,12 @@ pub fn translate(args: &CipArgs) -> Result<(Translated, Vec<String>), String> {
             // kpromo's `--sign` (default true there): sign when an identity
             // is available; `--sign=true` makes a missing one an error.
             sign: args.sign,
-            source_identity: identity,
+            source_identity: source_identity(args),
             ..Default::default()
         }),
         shard: None,
         shards: None,
-    };
-    Ok((Translated::Run(run), notes))
+    }
 }
 
 #[cfg(test)]

@@ -259,17 +259,20 @@ fn google_failure_names_the_host_the_source_the_step_and_the_service_error() {
     assert_eq!(world.promoted("a"), None);
 }
 
-/// Inside one run (the library, one client): the cloud token is exchanged
-/// once for many requests, again shortly before it expires, and once more
-/// when the registry's token realm refuses it mid-run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refusal() {
-    use promoter::registry::Registry as _;
+/// A token-mode destination accepting the stand-in's tokens, and a library
+/// client (one run) whose credentials come only from a docker config
+/// mapping that destination to `gcloud` and from `var`.
+fn google_client(
+    google: &GoogleStandIn,
+    var: (&str, &str),
+) -> (
+    RegistryServer,
+    tempfile::TempDir,
+    promoter::registry::http::HttpClient,
+) {
     use promoter::registry::credentials::{CredentialStore, Env};
     use promoter::registry::http::{HttpClient, HttpOptions};
-    use support::conformance::repo;
 
-    let google = GoogleStandIn::start(LIFETIME);
     let dest = RegistryServer::start_with(
         Mode::Token,
         Login::Check("oauth2accesstoken".into(), google.accepts()),
@@ -280,10 +283,7 @@ async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refus
         format!(r#"{{"credHelpers":{{"{}":"gcloud"}}}}"#, dest.host),
     )
     .unwrap();
-    let env = Env::from_pairs([
-        ("DOCKER_CONFIG", dir.path().to_str().unwrap()),
-        ("GCE_METADATA_HOST", google.host.as_str()),
-    ]);
+    let env = Env::from_pairs([("DOCKER_CONFIG", dir.path().to_str().unwrap()), var]);
     // An empty PATH for helpers: the built-in gcloud answers.
     let store = CredentialStore::with_env(env).with_helper_path(dir.path().as_os_str().to_owned());
     let client = HttpClient::new(HttpOptions {
@@ -291,6 +291,19 @@ async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refus
         ..HttpOptions::default()
     })
     .unwrap();
+    (dest, dir, client)
+}
+
+/// Inside one run (the library, one client): the cloud token is exchanged
+/// once for many requests, again shortly before it expires, and once more
+/// when the registry's token realm refuses it mid-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refusal() {
+    use promoter::registry::Registry as _;
+    use support::conformance::repo;
+
+    let google = GoogleStandIn::start(LIFETIME);
+    let (dest, _dir, client) = google_client(&google, ("GCE_METADATA_HOST", &google.host));
     let reg = client.registry(&dest.host).unwrap();
     let image = TestImage::build(63);
     for name in ["r/one", "r/two", "r/three"] {
@@ -314,6 +327,41 @@ async fn one_exchange_per_lifetime_a_refresh_before_expiry_and_one_after_a_refus
         "re-authenticated once after the refusal"
     );
     assert_eq!(reg.list_tags(&repo("r/five")).await.unwrap(), ["v1"]);
+}
+
+/// Inside one run: a failed exchange is not tried again for each request;
+/// every later request fails at once with the same message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_exchange_is_tried_once_per_run() {
+    use promoter::registry::Registry as _;
+    use support::conformance::repo;
+
+    let google = GoogleStandIn::start(LIFETIME);
+    // The audience of another provider: STS refuses it (a 400, not retried).
+    let creds = tempfile::tempdir().unwrap();
+    let file = creds.path().join("gha-creds.json");
+    std::fs::write(
+        &file,
+        google
+            .external_account_json()
+            .replace("providers/github", "providers/other"),
+    )
+    .unwrap();
+    let (dest, _dir, client) = google_client(
+        &google,
+        ("GOOGLE_APPLICATION_CREDENTIALS", file.to_str().unwrap()),
+    );
+    let reg = client.registry(&dest.host).unwrap();
+    let mut errors = Vec::new();
+    for name in ["r/one", "r/two", "r/three"] {
+        errors.push(reg.list_tags(&repo(name)).await.unwrap_err().to_string());
+    }
+    assert_eq!(google.refusals().len(), 1, "{:?}", google.refusals());
+    assert!(
+        errors[0].contains("the STS token exchange at"),
+        "{errors:?}"
+    );
+    assert!(errors.iter().all(|e| *e == errors[0]), "{errors:?}");
 }
 
 fn aws_world(moto: &Moto) -> World {

@@ -19,18 +19,10 @@ use support::ferro::FerroServer;
 use support::front::{Front, Options, Profile};
 use support::image::TestImage;
 use support::server::{Mode, RegistryServer};
+use support::text;
 
 fn repo(name: &str) -> RepoName {
     name.parse().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn promoter(args: &[&str]) -> Output {
@@ -114,6 +106,19 @@ impl Zoo {
             dir,
             client,
         }
+    }
+
+    /// [`Zoo::new`] with the profile's own options.
+    async fn of(upstream: Upstream, profile: Profile) -> Zoo {
+        Zoo::new(upstream, (profile, Options::of(profile))).await
+    }
+
+    /// [`Zoo::run`], which must fail with exit code 1; its whole output.
+    fn run_failing(&self) -> String {
+        let out = self.run(&[]);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        all
     }
 
     fn path(&self, name: &str) -> String {
@@ -255,11 +260,7 @@ async fn assert_no_fallback_index(zoo: &Zoo) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ferro_oci_server_with_the_referrers_api() {
-    let zoo = Zoo::new(
-        Upstream::Ferro(FerroServer::start()),
-        (Profile::Pass, Options::of(Profile::Pass)),
-    )
-    .await;
+    let zoo = Zoo::of(Upstream::Ferro(FerroServer::start()), Profile::Pass).await;
     full_flow(&zoo).await;
     // The registry answered OCI-Subject: its referrers API lists the
     // bundles, and no `sha256-<hex>` index was written.
@@ -269,7 +270,7 @@ async fn ferro_oci_server_with_the_referrers_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_profile() {
     let upstream = Upstream::Ferro(FerroServer::start());
-    let zoo = Zoo::new(upstream, (Profile::Ecr, Options::of(Profile::Ecr))).await;
+    let zoo = Zoo::of(upstream, Profile::Ecr).await;
     full_flow(&zoo).await;
     let front = zoo.front();
     // Chunks were acknowledged with 201, mounts declined with 202, and the
@@ -322,7 +323,7 @@ async fn ecr_public_blob_heads_answered_401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ghcr_profile() {
     let upstream = Upstream::Distribution(RegistryServer::start(Mode::Plain));
-    let zoo = Zoo::new(upstream, (Profile::Ghcr, Options::of(Profile::Ghcr))).await;
+    let zoo = Zoo::of(upstream, Profile::Ghcr).await;
     full_flow(&zoo).await;
     // 4 MiB chunks fit: no 416 at all.
     let front = zoo.front();
@@ -354,7 +355,7 @@ async fn ghcr_profile_with_a_smaller_chunk_cap_resumes_after_416() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harbor_profile() {
     let upstream = Upstream::Ferro(FerroServer::start());
-    let zoo = Zoo::new(upstream, (Profile::Harbor, Options::of(Profile::Harbor))).await;
+    let zoo = Zoo::of(upstream, Profile::Harbor).await;
     full_flow(&zoo).await;
     let front = zoo.front();
     assert!(
@@ -376,10 +377,8 @@ async fn harbor_profile_without_referrers_api_names_the_immutable_tag() {
     // Harbor before 2.8 has no referrers API: the tag-schema index is the
     // only listing, and immutability refuses its rewrite.
     let upstream = Upstream::Distribution(RegistryServer::start(Mode::Plain));
-    let zoo = Zoo::new(upstream, (Profile::Harbor, Options::of(Profile::Harbor))).await;
-    let out = zoo.run(&[]);
-    let all = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{all}");
+    let zoo = Zoo::of(upstream, Profile::Harbor).await;
+    let all = zoo.run_failing();
     assert!(all.contains("refused to rewrite tag sha256-"), "{all}");
     assert!(all.contains("HTTP 412"), "{all}");
     assert!(all.contains("configured as immutable"), "{all}");
@@ -394,7 +393,7 @@ async fn harbor_profile_without_referrers_api_names_the_immutable_tag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quay_profile() {
     let upstream = Upstream::Ferro(FerroServer::start());
-    let zoo = Zoo::new(upstream, (Profile::Quay, Options::of(Profile::Quay))).await;
+    let zoo = Zoo::of(upstream, Profile::Quay).await;
     // 120 other tags in one destination: three pages of 50.
     let direct = zoo.direct();
     let filler = TestImage::build_sized(153, 1024, [1024, 1024]);
@@ -432,7 +431,7 @@ async fn quay_profile() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitlab_profile_with_legacy_signatures() {
     let upstream = Upstream::Distribution(RegistryServer::start(Mode::Plain));
-    let zoo = Zoo::new(upstream, (Profile::GitLab, Options::of(Profile::GitLab))).await;
+    let zoo = Zoo::of(upstream, Profile::GitLab).await;
     let legacy = ["--signature-format", "legacy", "--attest=false"];
     flow(&zoo, &legacy, &["--signature-format", "legacy"]).await;
 }
@@ -440,12 +439,10 @@ async fn gitlab_profile_with_legacy_signatures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitlab_profile_bundles_need_a_listing_it_cannot_give() {
     let upstream = Upstream::Distribution(RegistryServer::start(Mode::Plain));
-    let zoo = Zoo::new(upstream, (Profile::GitLab, Options::of(Profile::GitLab))).await;
+    let zoo = Zoo::of(upstream, Profile::GitLab).await;
     // Bundles need a listing: this registry has no referrers API and its
     // `sha256-<hex>` tag is the subject itself, which is never rewritten.
-    let out = zoo.run(&[]);
-    let all = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{all}");
+    let all = zoo.run_failing();
     assert!(all.contains("resolves to"), "{all}");
     assert!(all.contains("the subject itself"), "{all}");
     assert!(all.contains("--signature-format legacy"), "{all}");
@@ -465,11 +462,7 @@ async fn gitlab_profile_bundles_need_a_listing_it_cannot_give() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_hub_profile() {
     let upstream = Upstream::Distribution(RegistryServer::start(Mode::Plain));
-    let zoo = Zoo::new(
-        upstream,
-        (Profile::DockerHub, Options::of(Profile::DockerHub)),
-    )
-    .await;
+    let zoo = Zoo::of(upstream, Profile::DockerHub).await;
     full_flow(&zoo).await;
     let front = zoo.front();
     assert!(

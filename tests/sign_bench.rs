@@ -25,7 +25,7 @@ use promoter::registry::http::{HttpClient, HttpOptions};
 use promoter::registry::{self, Digest, Manifest, Reference, Registry, RepoName};
 use promoter::run::sign as phase;
 use promoter::sign::oidc::TokenSource;
-use promoter::sign::store::Counts;
+use promoter::sign::store::RequestCounts;
 use promoter::sign::trust::TrustedRoot;
 use promoter::sign::{Formats, Identity, Place, Signer, Subject};
 use sigstore::SigstoreServer;
@@ -195,17 +195,17 @@ async fn sign_and_replicate_many_digests_to_many_mirrors() {
             after.0.hashedrekord - before.0.hashedrekord,
             after.0.dsse - before.0.dsse,
             after.1 - before.1,
-            Counts::get(&counts.signed),
-            Counts::get(&counts.attested),
-            Counts::get(&counts.replicated),
-            Counts::get(&counts.manifests_pushed),
-            Counts::get(&counts.blobs_pushed),
-            Counts::get(&counts.reads),
+            RequestCounts::get(&counts.signed),
+            RequestCounts::get(&counts.attested),
+            RequestCounts::get(&counts.replicated),
+            RequestCounts::get(&counts.manifests_pushed),
+            RequestCounts::get(&counts.blobs_pushed),
+            RequestCounts::get(&counts.reads),
         );
         if pass == "no-op re-run" {
             assert_eq!(after.0.fulcio, before.0.fulcio);
-            assert_eq!(Counts::get(&counts.manifests_pushed), 0);
-            assert_eq!(Counts::get(&counts.blobs_pushed), 0);
+            assert_eq!(RequestCounts::get(&counts.manifests_pushed), 0);
+            assert_eq!(RequestCounts::get(&counts.blobs_pushed), 0);
         } else {
             assert_eq!(after.0.fulcio - before.0.fulcio, 1);
             let per_digest = if attest { 4 } else { 2 };

@@ -171,107 +171,78 @@ impl Inputs {
     ///
     /// When an input has a value outside its documented set.
     pub fn read(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, InputError> {
-        let get = |name: &'static str| -> Option<String> {
-            var(&format!("INPUT_{}", name.to_ascii_uppercase()))
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let mode = match get("mode")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("auto") => Mode::Auto,
-            Some("check") => Mode::Check,
-            Some("run") => Mode::Run,
-            Some("verify") => Mode::Verify,
-            Some(other) => return Err(bad("mode", other, "auto, check, run or verify")),
-        };
-        let confirm = match get("confirm")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("auto") => Confirm::Auto,
-            Some("true") => Confirm::Yes,
-            Some("false") => Confirm::No,
-            Some(other) => return Err(bad("confirm", other, "auto, true or false")),
-        };
-        let fail_on = match get("fail-on")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("error") => FailOn::Error,
-            Some("warning") => FailOn::Warning,
-            Some("never") => FailOn::Never,
-            Some(other) => return Err(bad("fail-on", other, "error, warning or never")),
-        };
-        let flag = |name: &'static str, default: bool| -> Result<bool, InputError> {
-            match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None => Ok(default),
-                Some("true") => Ok(true),
-                Some("false") => Ok(false),
-                Some(other) => Err(bad(name, other, "true or false")),
-            }
-        };
-        let lines = |name: &'static str| -> Vec<String> {
-            get(name)
-                .map(|v| {
-                    v.lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let thin_manifest_dirs = lines("thin-manifest-dir");
-        let manifest = get("manifest");
+        let env = Env(var);
+        let mode = env
+            .choice(
+                "mode",
+                &[
+                    ("auto", Mode::Auto),
+                    ("check", Mode::Check),
+                    ("run", Mode::Run),
+                    ("verify", Mode::Verify),
+                ],
+                "auto, check, run or verify",
+            )?
+            .unwrap_or(Mode::Auto);
+        let confirm = env
+            .choice(
+                "confirm",
+                &[
+                    ("auto", Confirm::Auto),
+                    ("true", Confirm::Yes),
+                    ("false", Confirm::No),
+                ],
+                "auto, true or false",
+            )?
+            .unwrap_or(Confirm::Auto);
+        let fail_on = env
+            .choice(
+                "fail-on",
+                &[
+                    ("error", FailOn::Error),
+                    ("warning", FailOn::Warning),
+                    ("never", FailOn::Never),
+                ],
+                "error, warning or never",
+            )?
+            .unwrap_or(FailOn::Error);
+        let thin_manifest_dirs = env.lines("thin-manifest-dir");
+        let manifest = env.get("manifest");
         if manifest.is_none() && thin_manifest_dirs.is_empty() {
             return Err(InputError {
                 name: "manifest",
                 message: "give `manifest` or `thin-manifest-dir` (or both)".into(),
             });
         }
-        let mut pass_through = Vec::new();
-        for (name, target) in PASS_THROUGH {
-            if let Some(value) = get(name) {
-                pass_through.push((*name, *target, value));
-            }
-        }
-        let sign = match get("sign")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(other) => return Err(bad("sign", other, "true or false")),
-        };
+        let pass_through = PASS_THROUGH
+            .iter()
+            .filter_map(|(name, target)| env.get(name).map(|value| (*name, *target, value)))
+            .collect();
+        let sign = env.boolean("sign")?;
         Ok(Inputs {
             mode,
             manifest,
             thin_manifest_dirs,
             confirm,
-            base_ref: get("base-ref"),
-            github_token: get("github-token"),
-            comment: flag("comment", false)?,
+            base_ref: env.get("base-ref"),
+            github_token: env.get("github-token"),
+            comment: env.flag("comment", false)?,
             // `show-summary` always arrives (action.yml defaults it); the
             // deprecated `summary` is empty unless a workflow still sets it.
-            summary: if get("summary").is_some() {
-                flag("summary", true)?
+            summary: if env.get("summary").is_some() {
+                env.flag("summary", true)?
             } else {
-                flag("show-summary", true)?
+                env.flag("show-summary", true)?
             },
-            check_run: flag("check-run", true)?,
+            check_run: env.flag("check-run", true)?,
             fail_on,
-            report: get("report").unwrap_or_else(|| DEFAULT_REPORT.to_string()),
+            report: env
+                .get("report")
+                .unwrap_or_else(|| DEFAULT_REPORT.to_string()),
             sign,
-            fix: flag("fix", false)?,
+            fix: env.flag("fix", false)?,
             pass_through,
-            extra_args: lines("args"),
+            extra_args: env.lines("args"),
         })
     }
 
@@ -299,6 +270,59 @@ impl Inputs {
             args.push(format!("--thin-manifest-dir={dir}"));
         }
         args
+    }
+}
+
+/// The inputs as the runner passes them, read by name.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// An input's value, trimmed; `None` when absent or empty.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(&format!("INPUT_{}", name.to_ascii_uppercase()))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The choice an input names (in any case), or `None` when not given.
+    fn choice<T: Copy>(
+        &self,
+        name: &'static str,
+        choices: &[(&str, T)],
+        expected: &str,
+    ) -> Result<Option<T>, InputError> {
+        let Some(value) = self.get(name) else {
+            return Ok(None);
+        };
+        let lower = value.to_ascii_lowercase();
+        choices
+            .iter()
+            .find(|(word, _)| *word == lower)
+            .map(|(_, choice)| Some(*choice))
+            .ok_or_else(|| bad(name, &lower, expected))
+    }
+
+    /// `true` or `false`, or `None` when not given.
+    fn boolean(&self, name: &'static str) -> Result<Option<bool>, InputError> {
+        self.choice(name, &[("true", true), ("false", false)], "true or false")
+    }
+
+    /// `true` or `false`, or `default` when not given.
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, InputError> {
+        Ok(self.boolean(name)?.unwrap_or(default))
+    }
+
+    /// The non-empty lines of an input, trimmed.
+    fn lines(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|v| {
+                v.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -351,27 +351,8 @@ async fn publish(
     {
         warn(&format!("cannot write the job summary: {err}"));
     }
-    let (errors, warnings, _) = results.counts();
     let conclusion = if failing { "failure" } else { "success" };
-    let mut outs = vec![
-        ("promoted", results.promoted.to_string()),
-        ("skipped", results.plan_counts().done.to_string()),
-        ("failed", results.failed.to_string()),
-        ("errors", errors.to_string()),
-        ("warnings", warnings.to_string()),
-        ("conclusion", conclusion.to_string()),
-    ];
-    if let Some(path) = &results.report_path {
-        outs.push(("report-path", path.clone()));
-    }
-    if let Some(plan) = &results.plan {
-        outs.push(("images", outputs::images_json(&plan.images)));
-    }
-    if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty())
-        && let Err(err) = outputs::write(Path::new(&path), &outs)
-    {
-        warn(&format!("cannot write the step outputs: {err}"));
-    }
+    write_outputs(results, conclusion);
 
     let (Some(token), Some(repository)) = (&inputs.github_token, &context.repository) else {
         if inputs.check_run || inputs.comment {
@@ -421,6 +402,30 @@ async fn publish(
             ),
             Err(err) => warn(&format!("cannot write the pull request comment: {err}")),
         }
+    }
+}
+
+/// The step's outputs, into `GITHUB_OUTPUT`.
+fn write_outputs(results: &Results, conclusion: &str) {
+    let (errors, warnings, _) = results.counts();
+    let mut outs = vec![
+        ("promoted", results.promoted.to_string()),
+        ("skipped", results.plan_counts().done.to_string()),
+        ("failed", results.failed.to_string()),
+        ("errors", errors.to_string()),
+        ("warnings", warnings.to_string()),
+        ("conclusion", conclusion.to_string()),
+    ];
+    if let Some(path) = &results.report_path {
+        outs.push(("report-path", path.clone()));
+    }
+    if let Some(plan) = &results.plan {
+        outs.push(("images", outputs::images_json(&plan.images)));
+    }
+    if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty())
+        && let Err(err) = outputs::write(Path::new(&path), &outs)
+    {
+        warn(&format!("cannot write the step outputs: {err}"));
     }
 }
 

@@ -18,7 +18,7 @@ pub mod verify;
 
 use std::path::Path;
 
-use crate::sign::store::Counts;
+use crate::sign::store::RequestCounts;
 use crate::sign::{Place, Signer, Statement, bundle_referrers, predicate_of};
 use statement::{PROMOTION_PREDICATE, Promotion, RunFacts, SLSA_PREDICATE};
 
@@ -185,7 +185,7 @@ impl Attestations {
             .put_statements(place, &promotion.digest, &statements)
             .await?;
         for _ in &missing {
-            Counts::bump(&signer.counts.attested);
+            RequestCounts::bump(&signer.counts.attested);
         }
         Ok(missing.len())
     }

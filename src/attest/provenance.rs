@@ -10,7 +10,7 @@ use super::Error;
 use super::statement::{self, SLSA_PREDICATE};
 use crate::registry::Digest;
 use crate::sign::Place;
-use crate::sign::store::Counts;
+use crate::sign::store::RequestCounts;
 use crate::sign::trust::TrustedRoot;
 use crate::sign::verify::{self, Policy};
 
@@ -73,7 +73,7 @@ pub async fn refusal(
     digest: &Digest,
     requirement: &Requirement,
     trust: &TrustedRoot,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Option<String> {
     let bundles = match verify::read_bundles(place, digest, counts, |predicate| {
         predicate == Some(SLSA_PREDICATE)

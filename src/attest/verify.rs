@@ -8,7 +8,7 @@ use super::Error;
 use super::statement::{self, PROMOTION_BUILD_TYPE, PROMOTION_PREDICATE, SLSA_PREDICATE};
 use crate::registry::Digest;
 use crate::sign::Place;
-use crate::sign::store::Counts;
+use crate::sign::store::RequestCounts;
 use crate::sign::trust::TrustedRoot;
 use crate::sign::verify::{self, Policy, Status, pick};
 
@@ -67,7 +67,7 @@ pub async fn check(
     digest: &Digest,
     policy: &Policy,
     trust: &TrustedRoot,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Verdict {
     match check_both(place, digest, policy, trust, counts).await {
         Ok(verdict) => verdict,
@@ -83,7 +83,7 @@ async fn check_both(
     digest: &Digest,
     policy: &Policy,
     trust: &TrustedRoot,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<Verdict, Error> {
     let bundles = verify::read_bundles(place, digest, counts, |predicate| {
         matches!(predicate, Some(PROMOTION_PREDICATE | SLSA_PREDICATE))

@@ -12,7 +12,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, future};
 
 use super::source::ImageTree;
-use super::{BlobTransfer, Ctx, Error, ProgressEvent, add, location};
+use super::{BlobTransfer, Ctx, Error, ProgressEvent, location};
+use crate::counter::add;
 use crate::registry::stream::stream_from_bytes;
 use crate::registry::{self, BlobStream, Digest, Registry, RepoName};
 
@@ -202,36 +203,76 @@ impl Group {
     }
 }
 
-/// Make the group's blob present in every destination. Never holds a
-/// permit while waiting on another task.
-pub(super) async fn transfer(ctx: Ctx, group: Group) -> GroupResults {
-    let (ctx, group) = (&ctx, &group);
-    let n = group.destinations.len();
-    let mut results: Vec<Option<Result<(), Error>>> = vec![None; n];
-    let done = |results: &mut Vec<Option<Result<(), Error>>>,
-                slot: usize,
-                transfer: BlobTransfer,
-                result: Result<(), Error>| {
+/// Each destination's result as the group's steps settle it, counted and
+/// reported as progress when it is settled.
+struct Outcomes<'a> {
+    ctx: &'a Ctx,
+    group: &'a Group,
+    results: Vec<Option<Result<(), Error>>>,
+}
+
+impl Outcomes<'_> {
+    fn done(&mut self, slot: usize, transfer: BlobTransfer, result: Result<(), Error>) {
+        let size = self.group.size;
         if result.is_ok() {
-            let counters = &ctx.counters;
+            let counters = &self.ctx.counters;
             match transfer {
                 BlobTransfer::Skipped => add(&counters.blobs_skipped, 1),
                 BlobTransfer::Mounted => add(&counters.blobs_mounted, 1),
                 BlobTransfer::Uploaded => {
                     add(&counters.blobs_uploaded, 1);
-                    add(&counters.bytes_uploaded, group.size);
+                    add(&counters.bytes_uploaded, size);
                 }
             }
         }
-        ctx.emit(ProgressEvent::BlobDone {
-            bytes: group.size,
+        self.ctx.emit(ProgressEvent::BlobDone {
+            bytes: size,
             transfer,
             ok: result.is_ok(),
         });
-        results[slot] = Some(result);
-    };
+        self.results[slot] = Some(result);
+    }
 
-    // Which destinations lack it.
+    fn finish(self) -> GroupResults {
+        Arc::new(
+            self.results
+                .into_iter()
+                .map(|r| r.expect("every destination has a result"))
+                .collect(),
+        )
+    }
+}
+
+/// One upload's result per destination slot.
+type Uploaded = Vec<(usize, Result<(), Arc<registry::Error>>)>;
+
+/// Make the group's blob present in every destination. Never holds a
+/// permit while waiting on another task.
+pub(super) async fn transfer(ctx: Ctx, group: Group) -> GroupResults {
+    let (ctx, group) = (&ctx, &group);
+    let mut outcomes = Outcomes {
+        ctx,
+        group,
+        results: vec![None; group.destinations.len()],
+    };
+    let missing = find_missing(&mut outcomes).await;
+    let upload = mount(&mut outcomes, missing).await;
+    let uploaded = match upload.as_slice() {
+        [] => Vec::new(),
+        &[slot] => upload_one(ctx, group, slot).await,
+        slots if group.size <= IN_MEMORY_MAX => upload_from_memory(ctx, group, slots).await,
+        slots => upload_from_spool(ctx, group, slots).await,
+    };
+    for (slot, result) in uploaded {
+        let result = result.map_err(|e| group.fail(slot, e));
+        outcomes.done(slot, BlobTransfer::Uploaded, result);
+    }
+    outcomes.finish()
+}
+
+/// The destinations that lack the blob; the others are settled.
+async fn find_missing(outcomes: &mut Outcomes<'_>) -> Vec<usize> {
+    let (ctx, group) = (outcomes.ctx, outcomes.group);
     let present = future::join_all(group.destinations.iter().map(|d| async {
         let _permit = ctx.permit().await;
         d.registry.blob_exists(&d.repo, &group.digest).await
@@ -240,16 +281,21 @@ pub(super) async fn transfer(ctx: Ctx, group: Group) -> GroupResults {
     let mut missing = Vec::new();
     for (slot, found) in present.into_iter().enumerate() {
         match found {
-            Ok(Some(_)) => done(&mut results, slot, BlobTransfer::Skipped, Ok(())),
+            Ok(Some(_)) => outcomes.done(slot, BlobTransfer::Skipped, Ok(())),
             Ok(None) => missing.push(slot),
             Err(e) => {
                 let error = group.fail(slot, Arc::new(e));
-                done(&mut results, slot, BlobTransfer::Skipped, Err(error));
+                outcomes.done(slot, BlobTransfer::Skipped, Err(error));
             }
         }
     }
+    missing
+}
 
-    // Mount where the destination is the source's registry.
+/// Mounts the blob where the destination is the source's registry; returns
+/// the destinations it must be uploaded to.
+async fn mount(outcomes: &mut Outcomes<'_>, missing: Vec<usize>) -> Vec<usize> {
+    let (ctx, group) = (outcomes.ctx, outcomes.group);
     let (same, mut upload): (Vec<usize>, Vec<usize>) = missing
         .into_iter()
         .partition(|&s| group.destinations[s].registry.name() == group.source.name());
@@ -266,7 +312,7 @@ pub(super) async fn transfer(ctx: Ctx, group: Group) -> GroupResults {
     .await;
     for (slot, mounted) in mounts {
         match mounted {
-            Ok(true) => done(&mut results, slot, BlobTransfer::Mounted, Ok(())),
+            Ok(true) => outcomes.done(slot, BlobTransfer::Mounted, Ok(())),
             Ok(false) => upload.push(slot),
             Err(e) => {
                 tracing::debug!(digest = %group.digest, error = %e, "mount failed; uploading instead");
@@ -274,94 +320,81 @@ pub(super) async fn transfer(ctx: Ctx, group: Group) -> GroupResults {
             }
         }
     }
+    upload
+}
 
-    // Upload to the rest from one read of the source.
-    let uploaded: Vec<(usize, Result<(), Arc<registry::Error>>)> = match upload.as_slice() {
-        [] => Vec::new(),
-        &[slot] => {
-            let d = &group.destinations[slot];
-            let _permit = ctx.permit().await;
-            let result = match group.read(ctx).await {
-                Ok(stream) => {
-                    d.registry
-                        .push_blob(&d.repo, &group.digest, group.size, stream)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            vec![(slot, result.map_err(Arc::new))]
-        }
-        slots if group.size <= IN_MEMORY_MAX => {
-            let _memory = ctx
-                .memory
-                .acquire_many(group.size as u32)
+/// One destination: streamed straight through from the source.
+async fn upload_one(ctx: &Ctx, group: &Group, slot: usize) -> Uploaded {
+    let d = &group.destinations[slot];
+    let _permit = ctx.permit().await;
+    let result = match group.read(ctx).await {
+        Ok(stream) => {
+            d.registry
+                .push_blob(&d.repo, &group.digest, group.size, stream)
                 .await
-                .expect("semaphore never closed");
-            let content = {
-                let _permit = ctx.permit().await;
-                group.read_to_memory(ctx).await
-            };
-            match content {
-                Ok(bytes) => {
-                    fan_out(ctx, group, slots, |_| {
-                        let bytes = bytes.clone();
-                        async move { Ok(stream_from_bytes(bytes)) }
-                    })
-                    .await
-                }
-                Err(e) => {
-                    let e = Arc::new(e);
-                    slots.iter().map(|&s| (s, Err(e.clone()))).collect()
-                }
-            }
         }
-        slots => {
-            let spooled = {
-                let _permit = ctx.permit().await;
-                group.spool(ctx).await
-            };
-            match spooled {
-                Ok(path) => {
-                    let path = &path;
-                    fan_out(ctx, group, slots, |_| async move {
-                        let file = tokio::fs::File::open(path)
-                            .await
-                            .map_err(|e| registry::Error::io(path.to_path_buf(), e))?;
-                        let err_path = path.to_path_buf();
-                        let stream: BlobStream = Box::pin(
-                            tokio_util::io::ReaderStream::with_capacity(file, SPOOL_CHUNK)
-                                .map(move |r| r.map_err(|e| registry::Error::io(&err_path, e))),
-                        );
-                        Ok(stream)
-                    })
-                    .await
-                }
-                Err(e) => {
-                    let e = Arc::new(e);
-                    slots.iter().map(|&s| (s, Err(e.clone()))).collect()
-                }
-            }
-        }
+        Err(e) => Err(e),
     };
-    for (slot, result) in uploaded {
-        let result = result.map_err(|e| group.fail(slot, e));
-        done(&mut results, slot, BlobTransfer::Uploaded, result);
+    vec![(slot, result.map_err(Arc::new))]
+}
+
+/// A small blob for several destinations: read into memory once.
+async fn upload_from_memory(ctx: &Ctx, group: &Group, slots: &[usize]) -> Uploaded {
+    let _memory = ctx
+        .memory
+        .acquire_many(group.size as u32)
+        .await
+        .expect("semaphore never closed");
+    let content = {
+        let _permit = ctx.permit().await;
+        group.read_to_memory(ctx).await
+    };
+    match content {
+        Ok(bytes) => {
+            fan_out(ctx, group, slots, |_| {
+                let bytes = bytes.clone();
+                async move { Ok(stream_from_bytes(bytes)) }
+            })
+            .await
+        }
+        Err(e) => all_failed(slots, e),
     }
-    Arc::new(
-        results
-            .into_iter()
-            .map(|r| r.expect("every destination has a result"))
-            .collect(),
-    )
+}
+
+/// A large blob for several destinations: spooled to a file once.
+async fn upload_from_spool(ctx: &Ctx, group: &Group, slots: &[usize]) -> Uploaded {
+    let spooled = {
+        let _permit = ctx.permit().await;
+        group.spool(ctx).await
+    };
+    match spooled {
+        Ok(path) => {
+            let path = &path;
+            fan_out(ctx, group, slots, |_| async move {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| registry::Error::io(path.to_path_buf(), e))?;
+                let err_path = path.to_path_buf();
+                let stream: BlobStream = Box::pin(
+                    tokio_util::io::ReaderStream::with_capacity(file, SPOOL_CHUNK)
+                        .map(move |r| r.map_err(|e| registry::Error::io(&err_path, e))),
+                );
+                Ok(stream)
+            })
+            .await
+        }
+        Err(e) => all_failed(slots, e),
+    }
+}
+
+/// The one read of the source failed: so did every upload from it.
+fn all_failed(slots: &[usize], error: registry::Error) -> Uploaded {
+    let error = Arc::new(error);
+    slots.iter().map(|&s| (s, Err(error.clone()))).collect()
 }
 
 /// Push to each of `slots` concurrently, each from its own stream.
-async fn fan_out<F, Fut>(
-    ctx: &Ctx,
-    group: &Group,
-    slots: &[usize],
-    open: F,
-) -> Vec<(usize, Result<(), Arc<registry::Error>>)>
+async fn fan_out<F, Fut>(ctx: &Ctx, group: &Group, slots: &[usize], open: F) -> Uploaded
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = registry::Result<BlobStream>>,

@@ -22,12 +22,13 @@ mod source;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use futures_util::future::{self, BoxFuture, FutureExt, Shared};
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::counter::add;
 use crate::registry::{self, Digest, Manifest, Reference, Registry, RepoName};
 
 use blobs::{BlobPlan, GroupResults};
@@ -276,23 +277,12 @@ struct Counters {
     tags_pushed: AtomicU64,
 }
 
-fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
-}
-
 impl Counters {
     fn snapshot(&self) -> CopyStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        CopyStats {
-            blobs_uploaded: get(&self.blobs_uploaded),
-            blobs_mounted: get(&self.blobs_mounted),
-            blobs_skipped: get(&self.blobs_skipped),
-            bytes_uploaded: get(&self.bytes_uploaded),
-            bytes_read_from_source: get(&self.bytes_read_from_source),
-            manifests_read: get(&self.manifests_read),
-            manifests_pushed: get(&self.manifests_pushed),
-            tags_pushed: get(&self.tags_pushed),
-        }
+        crate::counter::snapshot!(self => CopyStats {
+            blobs_uploaded, blobs_mounted, blobs_skipped, bytes_uploaded,
+            bytes_read_from_source, manifests_read, manifests_pushed, tags_pushed,
+        })
     }
 }
 

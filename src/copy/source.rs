@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use futures_util::future;
 
-use super::{Ctx, Error, add, dedup, location};
+use super::{Ctx, Error, dedup, location};
+use crate::counter::add;
 use crate::registry::{self, Descriptor, Digest, Manifest, Reference, Registry, RepoName};
 
 /// Indexes nested deeper than this are refused: no real image needs it.

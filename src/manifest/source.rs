@@ -118,81 +118,11 @@ impl GitTree {
     /// Reads every file under `root` (a path in the work tree of a git
     /// repository) at `revision`.
     pub fn load(revision: &str, root: &Path) -> Result<Self, SourceError> {
-        let dir = if root.is_dir() {
-            root
-        } else {
-            root.parent().unwrap_or(Path::new("."))
-        };
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        let toplevel = git(dir, &["rev-parse", "--show-toplevel"], None)?;
-        let toplevel = PathBuf::from(String::from_utf8_lossy(&toplevel).trim());
-        let absolute = std::fs::canonicalize(root)
-            .or_else(|_| {
-                std::fs::canonicalize(dir).map(|d| d.join(root.file_name().unwrap_or_default()))
-            })
-            .map_err(|source| SourceError::Io {
-                path: root.to_path_buf(),
-                source,
-            })?;
-        let in_repo = absolute
-            .strip_prefix(&toplevel)
-            .map_err(|_| SourceError::Git {
-                args: "rev-parse".into(),
-                message: format!(
-                    "{} is not inside the repository {}",
-                    root.display(),
-                    toplevel.display()
-                ),
-            })?
-            .to_string_lossy()
-            .replace('\\', "/");
-        let spec = format!("{revision}^{{tree}}");
-        git(&toplevel, &["rev-parse", "--verify", "--quiet", &spec], None).map_err(|_| {
-            SourceError::Git {
-                args: format!("rev-parse {revision}"),
-                message: format!(
-                    "revision `{revision}` not found; fetch it first (e.g. `git fetch origin {revision}`, or `actions/checkout` with `fetch-depth: 0`)"
-                ),
-            }
-        })?;
-        let pathspec = if in_repo.is_empty() {
-            ".".to_string()
-        } else {
-            in_repo.clone()
-        };
-        let listing = git(
-            &toplevel,
-            &[
-                "ls-tree",
-                "-r",
-                "-z",
-                "--name-only",
-                "--full-tree",
-                revision,
-                "--",
-                &pathspec,
-            ],
-            None,
-        )?;
-        let full_paths: Vec<String> = listing
-            .split(|b| *b == 0)
-            .filter(|p| !p.is_empty())
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect();
-        let batch_input: String = full_paths
-            .iter()
-            .map(|p| format!("{revision}:{p}\n"))
-            .collect();
-        let batch = git(
-            &toplevel,
-            &["cat-file", "--batch"],
-            Some(batch_input.as_bytes()),
-        )?;
-        let blobs = split_batch(&batch);
+        let dir = directory_of(root);
+        let (toplevel, in_repo) = locate(root, dir)?;
+        verify_revision(&toplevel, revision)?;
+        let full_paths = list_files(&toplevel, revision, &in_repo)?;
+        let blobs = read_blobs(&toplevel, revision, &full_paths)?;
         let strip = if in_repo.is_empty() {
             String::new()
         } else {
@@ -222,6 +152,105 @@ impl GitTree {
             contents,
         })
     }
+}
+
+/// The directory git runs in: `root` itself, or the one holding it.
+fn directory_of(root: &Path) -> &Path {
+    let dir = if root.is_dir() {
+        root
+    } else {
+        root.parent().unwrap_or(Path::new("."))
+    };
+    if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }
+}
+
+/// The repository's top level, and `root`'s `/`-separated path inside it
+/// (empty for the top level itself).
+fn locate(root: &Path, dir: &Path) -> Result<(PathBuf, String), SourceError> {
+    let toplevel = git(dir, &["rev-parse", "--show-toplevel"], None)?;
+    let toplevel = PathBuf::from(String::from_utf8_lossy(&toplevel).trim());
+    let absolute = std::fs::canonicalize(root)
+        .or_else(|_| {
+            std::fs::canonicalize(dir).map(|d| d.join(root.file_name().unwrap_or_default()))
+        })
+        .map_err(|source| SourceError::Io {
+            path: root.to_path_buf(),
+            source,
+        })?;
+    let in_repo = absolute
+        .strip_prefix(&toplevel)
+        .map_err(|_| SourceError::Git {
+            args: "rev-parse".into(),
+            message: format!(
+                "{} is not inside the repository {}",
+                root.display(),
+                toplevel.display()
+            ),
+        })?
+        .to_string_lossy()
+        .replace('\\', "/");
+    Ok((toplevel, in_repo))
+}
+
+/// Fails, saying how to fetch it, when `revision` is not in the repository.
+fn verify_revision(toplevel: &Path, revision: &str) -> Result<(), SourceError> {
+    let spec = format!("{revision}^{{tree}}");
+    git(toplevel, &["rev-parse", "--verify", "--quiet", &spec], None).map_err(|_| {
+        SourceError::Git {
+            args: format!("rev-parse {revision}"),
+            message: format!(
+                "revision `{revision}` not found; fetch it first (e.g. `git fetch origin {revision}`, or `actions/checkout` with `fetch-depth: 0`)"
+            ),
+        }
+    })?;
+    Ok(())
+}
+
+/// The full paths of the files under `in_repo` at `revision`.
+fn list_files(toplevel: &Path, revision: &str, in_repo: &str) -> Result<Vec<String>, SourceError> {
+    let pathspec = if in_repo.is_empty() { "." } else { in_repo };
+    let listing = git(
+        toplevel,
+        &[
+            "ls-tree",
+            "-r",
+            "-z",
+            "--name-only",
+            "--full-tree",
+            revision,
+            "--",
+            pathspec,
+        ],
+        None,
+    )?;
+    Ok(listing
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect())
+}
+
+/// The bytes of each file at `revision`, in the order of `full_paths`, read
+/// by one `git cat-file --batch`.
+fn read_blobs(
+    toplevel: &Path,
+    revision: &str,
+    full_paths: &[String],
+) -> Result<Vec<Result<Vec<u8>, String>>, SourceError> {
+    let batch_input: String = full_paths
+        .iter()
+        .map(|p| format!("{revision}:{p}\n"))
+        .collect();
+    let batch = git(
+        toplevel,
+        &["cat-file", "--batch"],
+        Some(batch_input.as_bytes()),
+    )?;
+    Ok(split_batch(&batch))
 }
 
 impl Source for GitTree {

@@ -107,6 +107,32 @@ struct Frame {
     anchor: usize,
 }
 
+impl Frame {
+    /// The collection this frame opened, now complete, and its anchor.
+    fn close(self) -> (Node, usize) {
+        let value = match self.open {
+            Open::Seq(items) => Value::Seq(items),
+            Open::Map(entries, _) => Value::Map(entries),
+        };
+        let node = Node {
+            value,
+            pos: self.pos,
+        };
+        (node, self.anchor)
+    }
+
+    /// Adds an item of a sequence, or a key or value of a mapping.
+    fn add(&mut self, node: Node) {
+        match &mut self.open {
+            Open::Seq(items) => items.push(node),
+            Open::Map(entries, key) => match key.take() {
+                Some(k) => entries.push((k, node)),
+                None => *key = Some(node),
+            },
+        }
+    }
+}
+
 /// Parses the first YAML document of `text`. Duplicate keys are kept (the
 /// manifest reader reports them with both places). An empty document is
 /// `Null`. Aliases are expanded.
@@ -157,17 +183,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let Some(frame) = stack.pop() else { continue };
-                let value = match frame.open {
-                    Open::Seq(items) => Value::Seq(items),
-                    Open::Map(entries, _) => Value::Map(entries),
-                };
-                (
-                    Node {
-                        value,
-                        pos: frame.pos,
-                    },
-                    frame.anchor,
-                )
+                frame.close()
             }
             Event::DocumentEnd if stack.is_empty() && root.is_some() => break,
             _ => continue, // stream and document markers, comments, anchors' names
@@ -176,17 +192,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             anchors.insert(anchor, node.clone());
         }
         match stack.last_mut() {
-            Some(Frame {
-                open: Open::Seq(items),
-                ..
-            }) => items.push(node),
-            Some(Frame {
-                open: Open::Map(entries, key),
-                ..
-            }) => match key.take() {
-                Some(k) => entries.push((k, node)),
-                None => *key = Some(node),
-            },
+            Some(frame) => frame.add(node),
             None => root = Some(node),
         }
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::digest::Digest;
 use super::reference::ParseNameError;
+use crate::retry::is_transient_status;
 
 /// Shorthand for results of the registry layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -230,12 +231,6 @@ fn unauthorized_message(registry: &str, repository: &str, had_credentials: bool)
              were found for {registry}; log in with `docker login {registry}`, or set {env}=<user>:<password>"
         )
     }
-}
-
-/// Statuses worth retrying: 408 (Request Timeout), 429 (Too Many
-/// Requests) and every 5xx. Other 4xx say the request itself is wrong.
-pub fn is_transient_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500..=599)
 }
 
 /// A certificate or TLS protocol failure: rustls reports it as an I/O error

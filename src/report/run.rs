@@ -16,7 +16,7 @@ use crate::diagnostic::{Diagnostic, Sources};
 use crate::plan::{ClassCounts, ImagePlan, Plan};
 use crate::registry::http::HostStats;
 use crate::shard::Shard;
-use crate::sign::store::Counts as RequestCounts;
+use crate::sign::store::RequestCounts;
 
 /// How long each phase took, in order: `(name, seconds)`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -99,7 +99,7 @@ impl<I> PlanReport<I> {
 }
 
 /// Signing and attestation requests and writes of a run, per kind (the
-/// totals of `sign::store::Counts`).
+/// totals of `sign::store::RequestCounts`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SigningTotals {
@@ -123,17 +123,9 @@ pub struct SigningTotals {
 
 impl From<&RequestCounts> for SigningTotals {
     fn from(c: &RequestCounts) -> SigningTotals {
-        let get = RequestCounts::get;
-        SigningTotals {
-            fulcio: get(&c.fulcio),
-            rekor: get(&c.rekor),
-            signed: get(&c.signed),
-            attested: get(&c.attested),
-            replicated: get(&c.replicated),
-            manifests_pushed: get(&c.manifests_pushed),
-            blobs_pushed: get(&c.blobs_pushed),
-            reads: get(&c.reads),
-        }
+        crate::counter::snapshot!(c => SigningTotals {
+            fulcio, rekor, signed, attested, replicated, manifests_pushed, blobs_pushed, reads,
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use crate::attest::provenance;
 use crate::config::{RunConfig, SourceGate};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::plan::{self, Knowledge, Plan, Wants};
-use crate::sign::store::Counts as RequestCounts;
+use crate::sign::store::RequestCounts;
 use crate::sign::{Formats, verify};
 
 /// The plan of the run: what to copy and tag where, minus the images the

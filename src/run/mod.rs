@@ -63,7 +63,7 @@ impl std::fmt::Display for InPhase {
 #[derive(Default)]
 struct Done {
     copy: Option<crate::copy::CopyStats>,
-    signing: Option<std::sync::Arc<crate::sign::store::Counts>>,
+    signing: Option<std::sync::Arc<crate::sign::store::RequestCounts>>,
     promoted: usize,
     failed: usize,
 }

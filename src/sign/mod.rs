@@ -35,7 +35,7 @@ use crate::retry::{Backoff, HttpFailure, Policy};
 use crypto::Key;
 use fulcio::SigningCert;
 use oidc::TokenSource;
-use store::Counts;
+use store::RequestCounts;
 use trust::TrustedRoot;
 
 /// What went wrong while signing or verifying.
@@ -135,7 +135,7 @@ pub struct Signer {
     optional: BTreeMap<String, String>,
     cert: Option<SigningCert>,
     /// Requests and writes, per kind.
-    pub counts: Arc<Counts>,
+    pub counts: Arc<RequestCounts>,
 }
 
 /// Renew the certificate when less than this is left of it: a signature
@@ -218,7 +218,7 @@ impl Signer {
             formats,
             optional,
             cert: None,
-            counts: Arc::new(Counts::default()),
+            counts: Arc::new(RequestCounts::default()),
         })
     }
 
@@ -243,7 +243,7 @@ impl Signer {
             .is_some_and(|c| c.not_after - now() > CERT_MARGIN_SECS);
         if !fresh {
             let token = source.fetch(&self.client).await?;
-            Counts::bump(&self.counts.fulcio);
+            RequestCounts::bump(&self.counts.fulcio);
             let cert =
                 fulcio::request_certificate(&self.client, fulcio_url, &token, &self.key).await?;
             for pair in cert.chain.windows(2) {
@@ -264,7 +264,7 @@ impl Signer {
         let Some(url) = &self.rekor_url else {
             return Ok(None);
         };
-        Counts::bump(&self.counts.rekor);
+        RequestCounts::bump(&self.counts.rekor);
         let entry = rekor::upload(&self.client, url, &entry).await?;
         entry.verify_set(&self.trust)?;
         Ok(Some(entry))
@@ -285,7 +285,7 @@ impl Signer {
             signed |= self.sign_bundle(subject, place).await?;
         }
         if signed {
-            Counts::bump(&self.counts.signed);
+            RequestCounts::bump(&self.counts.signed);
         }
         Ok(signed)
     }
@@ -376,7 +376,7 @@ impl Signer {
         place: &Place,
         digest: &Digest,
     ) -> Result<Descriptor, Error> {
-        Counts::bump(&self.counts.reads);
+        RequestCounts::bump(&self.counts.reads);
         place
             .registry
             .head_manifest(&place.repo, &Reference::Digest(*digest))
@@ -533,9 +533,9 @@ pub async fn bundle_referrers(
     reg: &dyn Registry,
     repo: &RepoName,
     digest: &Digest,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<Vec<Descriptor>, Error> {
-    Counts::bump(&counts.reads);
+    RequestCounts::bump(&counts.reads);
     let referrers = match reg.list_referrers(repo, digest).await {
         Ok(r) => r,
         Err(registry::Error::NotFound { .. }) => Vec::new(),

@@ -12,22 +12,12 @@
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use base64::Engine;
 use serde::Deserialize;
 
 use super::Error;
-use crate::retry::{Backoff, Policy};
-
-/// Retries of GitHub's token endpoint: 5 attempts, 1 s doubling (plus
-/// jitter), as GitHub's own toolkit retries it; `Retry-After` is waited for
-/// up to a minute.
-pub const TOKEN_RETRY: Policy = Policy::new(Backoff {
-    retries: 4,
-    min_delay: Duration::from_secs(1),
-    max_delay: Duration::from_secs(8),
-});
+use crate::github_oidc::{self, Failure};
 
 /// Where the identity token of a run comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -84,7 +74,7 @@ impl TokenSource {
     }
 
     /// Get the token. GitHub requests are retried on transient failures
-    /// (connection errors, 408, 429, 5xx): [`TOKEN_RETRY`].
+    /// (connection errors, 408, 429, 5xx): [`github_oidc::RETRY`].
     pub async fn fetch(&self, client: &reqwest::Client) -> Result<IdentityToken, Error> {
         let raw = match self {
             TokenSource::File(path) => std::fs::read_to_string(path)
@@ -120,38 +110,25 @@ async fn fetch_github(
     request_token: &str,
 ) -> Result<String, Error> {
     mask(request_token);
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{separator}audience=sigstore");
-    let request = || {
-        client
-            .get(&url)
-            .header("Authorization", format!("bearer {request_token}"))
-            .header("Accept", "application/json")
-    };
-    let (status, body) = match TOKEN_RETRY.send_text("OIDC token request", request).await {
-        Ok(answer) => answer,
-        Err(last) => {
-            return Err(Error::Token(format!(
-                "the GitHub token endpoint failed {} times, last: {last}",
-                TOKEN_RETRY.attempts()
-            )));
-        }
-    };
-    if !status.is_success() {
-        return Err(Error::Token(format!(
-            "the GitHub token endpoint refused the request (HTTP {status}); does the job have `permissions: id-token: write`?"
-        )));
-    }
-    #[derive(Deserialize)]
-    struct Answer {
-        value: String,
-    }
-    let answer: Answer = serde_json::from_str(&body).map_err(|e| {
+    let url = github_oidc::url(url, "sigstore").map_err(|e| {
         Error::Token(format!(
-            "the GitHub token endpoint answered without a token: {e}"
+            "ACTIONS_ID_TOKEN_REQUEST_URL is not a URL ({e}); it is the runner's own, do not set it"
         ))
     })?;
-    Ok(answer.value)
+    github_oidc::fetch(client, &url, request_token)
+        .await
+        .map_err(|failure| Error::Token(match failure {
+            Failure::Unanswered(last) => format!(
+                "the GitHub token endpoint failed {} times, last: {last}",
+                github_oidc::RETRY.attempts()
+            ),
+            Failure::Refused { status, .. } => format!(
+                "the GitHub token endpoint refused the request (HTTP {status}); does the job have `permissions: id-token: write`?"
+            ),
+            Failure::NoToken(e) => {
+                format!("the GitHub token endpoint answered without a token: {e}")
+            }
+        }))
 }
 
 /// A raw JWT and the claims signing needs.

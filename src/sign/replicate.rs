@@ -5,7 +5,7 @@
 //! to any number of destinations ([`write`]); a destination that already
 //! holds everything gets no write at all, so a repeated run pushes nothing.
 
-use super::store::{self, Counts};
+use super::store::{self, RequestCounts};
 use super::{Error, Formats, Place, bundle, bundle_referrers, cosign, predicate_of};
 use crate::registry::{Descriptor, Digest, Manifest, Reference};
 
@@ -34,7 +34,7 @@ pub async fn read(
     from: &Place,
     digest: &Digest,
     formats: Formats,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<Artifacts, Error> {
     let reg = from.registry.as_ref();
     let mut artifacts = Artifacts::default();
@@ -63,7 +63,7 @@ pub async fn replicate(
     to: &Place,
     digest: &Digest,
     formats: Formats,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<bool, Error> {
     let artifacts = read(from, digest, formats, counts).await?;
     write(from, &artifacts, to, digest, counts).await
@@ -78,7 +78,7 @@ pub async fn write(
     artifacts: &Artifacts,
     to: &Place,
     digest: &Digest,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<bool, Error> {
     if artifacts.is_empty() {
         return Ok(false);
@@ -91,7 +91,7 @@ pub async fn write(
         wrote |= write_bundles(from, &artifacts.bundles, to, digest, counts).await?;
     }
     if wrote {
-        Counts::bump(&counts.replicated);
+        RequestCounts::bump(&counts.replicated);
     }
     Ok(wrote)
 }
@@ -101,7 +101,7 @@ async fn write_legacy(
     source: &Manifest,
     to: &Place,
     digest: &Digest,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<bool, Error> {
     let tag = sig_tag(digest)?;
     let (src, dst) = (from.registry.as_ref(), to.registry.as_ref());
@@ -150,7 +150,7 @@ async fn write_bundles(
     bundles: &[(Descriptor, Manifest)],
     to: &Place,
     digest: &Digest,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<bool, Error> {
     let (src, dst) = (from.registry.as_ref(), to.registry.as_ref());
     let present = bundle_referrers(dst, &to.repo, digest, counts).await?;

@@ -2,11 +2,11 @@
 //! manifest that may be absent, store small blobs once, copy blobs between
 //! repositories (mount within a registry), and add a referrer to the
 //! `sha256-<hex>` tag-schema index without dropping what it lists. Every
-//! write is counted in [`Counts`] so that a no-op run can prove it wrote
+//! write is counted in [`RequestCounts`] so that a no-op run can prove it wrote
 //! nothing.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -26,7 +26,7 @@ const MAX_SIGNATURE_BLOB: usize = 4 * 1024 * 1024;
 
 /// Requests of the sign and replicate phases, per kind.
 #[derive(Debug, Default, Serialize)]
-pub struct Counts {
+pub struct RequestCounts {
     /// Certificates requested from Fulcio.
     pub fulcio: AtomicU64,
     /// Entries submitted to Rekor.
@@ -86,15 +86,18 @@ impl BlobLedger {
     }
 }
 
-impl Counts {
+/// The old name, still imported by `verify.rs` and `run/sign.rs`.
+pub type Counts = RequestCounts;
+
+impl RequestCounts {
     /// Add one to `counter`.
     pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+        crate::counter::add(counter, 1);
     }
 
     /// Value of `counter`.
     pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+        crate::counter::get(counter)
     }
 }
 
@@ -107,9 +110,9 @@ pub async fn get_manifest(
     reg: &dyn Registry,
     repo: &RepoName,
     reference: &Reference,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<Option<Manifest>, Error> {
-    Counts::bump(&counts.reads);
+    RequestCounts::bump(&counts.reads);
     match reg.get_manifest(repo, reference).await {
         Ok(m) => Ok(Some(m)),
         Err(registry::Error::NotFound { .. }) => Ok(None),
@@ -126,9 +129,9 @@ pub async fn require_subject(
     reg: &dyn Registry,
     repo: &RepoName,
     digest: &Digest,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<(), Error> {
-    Counts::bump(&counts.reads);
+    RequestCounts::bump(&counts.reads);
     let found = reg
         .head_manifest(repo, &Reference::Digest(*digest))
         .await
@@ -150,9 +153,9 @@ pub async fn push_manifest(
     repo: &RepoName,
     reference: &Reference,
     manifest: &Manifest,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<(), Error> {
-    Counts::bump(&counts.manifests_pushed);
+    RequestCounts::bump(&counts.manifests_pushed);
     match reg.push_manifest(repo, reference, manifest).await {
         Ok(()) => Ok(()),
         Err(e) if matches!(reference, Reference::Tag(_)) && is_tag_refusal(&e) => Err(
@@ -171,9 +174,9 @@ pub async fn push_referrer(
     reg: &dyn Registry,
     repo: &RepoName,
     referrer: &Manifest,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<bool, Error> {
-    Counts::bump(&counts.manifests_pushed);
+    RequestCounts::bump(&counts.manifests_pushed);
     reg.push_referrer(repo, referrer)
         .await
         .map_err(reg_err(format!(
@@ -222,13 +225,13 @@ pub async fn put_blob(
     reg: &dyn Registry,
     repo: &RepoName,
     bytes: Bytes,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<Digest, Error> {
     let digest = Digest::of(&bytes);
     counts
         .present
         .once(reg.name(), repo, &digest, || async {
-            Counts::bump(&counts.reads);
+            RequestCounts::bump(&counts.reads);
             let what = format!("storing blob {digest} in {}/{repo}", reg.name());
             if reg
                 .blob_exists(repo, &digest)
@@ -238,7 +241,7 @@ pub async fn put_blob(
             {
                 return Ok(());
             }
-            Counts::bump(&counts.blobs_pushed);
+            RequestCounts::bump(&counts.blobs_pushed);
             let size = bytes.len() as u64;
             reg.push_blob(
                 repo,
@@ -286,13 +289,13 @@ pub async fn copy_blob(
     to: &dyn Registry,
     to_repo: &RepoName,
     desc: &Descriptor,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<(), Error> {
     counts
         .present
         .once(to.name(), to_repo, &desc.digest, || async {
             let what = format!("copying blob {} to {}/{to_repo}", desc.digest, to.name());
-            Counts::bump(&counts.reads);
+            RequestCounts::bump(&counts.reads);
             if to
                 .blob_exists(to_repo, &desc.digest)
                 .await
@@ -301,7 +304,7 @@ pub async fn copy_blob(
             {
                 return Ok(());
             }
-            Counts::bump(&counts.blobs_pushed);
+            RequestCounts::bump(&counts.blobs_pushed);
             // A declined or failed mount is no failure: the blob is copied
             // instead (GHCR, Docker Hub and Harbor may refuse mounts).
             if from.name() == to.name() {
@@ -343,7 +346,7 @@ pub async fn add_to_fallback_index(
     repo: &RepoName,
     subject: &Digest,
     referrers: &[Descriptor],
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<(), Error> {
     let tag = Reference::tag(&subject.referrers_tag())
         .map_err(|e| Error::Format(format!("referrers tag: {e}")))?;
@@ -387,7 +390,7 @@ pub async fn add_to_fallback_index(
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed});
     let index = Manifest::new(Some(OCI_INDEX), Bytes::from(index.to_string()))
         .map_err(|e| Error::Format(e.to_string()))?;
-    Counts::bump(&counts.manifests_pushed);
+    RequestCounts::bump(&counts.manifests_pushed);
     match reg.push_manifest(repo, &tag, &index).await {
         Ok(()) => Ok(()),
         Err(e) if is_tag_refusal(&e) => {
@@ -418,9 +421,9 @@ async fn listed_by_api(
     repo: &RepoName,
     subject: &Digest,
     referrers: &[Descriptor],
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<bool, Error> {
-    Counts::bump(&counts.reads);
+    RequestCounts::bump(&counts.reads);
     let found = match reg.list_referrers(repo, subject).await {
         Ok(found) => found,
         Err(registry::Error::NotFound { .. }) => Vec::new(),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::crypto::{self, b64};
-use super::store::{self, Counts};
+use super::store::{self, RequestCounts};
 use super::trust::TrustedRoot;
 use super::verifier::{self, Artifact, Options};
 use super::{Error, Formats, Place, bundle, bundle_referrers, cosign, predicate_of};
@@ -81,7 +81,7 @@ pub async fn check(
     formats: Formats,
     policy: &Policy,
     trust: &TrustedRoot,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Verdict {
     let legacy = if formats.legacy {
         check_legacy(place, digest, policy, trust, counts)
@@ -123,7 +123,7 @@ async fn check_legacy(
     digest: &Digest,
     policy: &Policy,
     trust: &TrustedRoot,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<Status, Error> {
     let reg = place.registry.as_ref();
     let tag =
@@ -245,7 +245,7 @@ async fn check_bundles(
     digest: &Digest,
     policy: &Policy,
     trust: &TrustedRoot,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<Status, Error> {
     // Attestations are not signatures; an unannounced bundle may be one.
     let bundles = read_bundles(place, digest, counts, |predicate| {
@@ -269,7 +269,7 @@ async fn check_bundles(
 pub async fn read_bundles(
     place: &Place,
     digest: &Digest,
-    counts: &Counts,
+    counts: &RequestCounts,
     wanted: impl Fn(Option<&str>) -> bool,
 ) -> Result<Vec<(Option<String>, Result<Vec<u8>, Error>)>, Error> {
     let reg = place.registry.as_ref();
@@ -294,7 +294,7 @@ pub async fn read_bundles(
 async fn bundle_bytes(
     place: &Place,
     referrer: &crate::registry::Descriptor,
-    counts: &Counts,
+    counts: &RequestCounts,
 ) -> Result<Vec<u8>, Error> {
     let reg = place.registry.as_ref();
     let reference = Reference::Digest(referrer.digest);

@@ -474,18 +474,23 @@ async fn referrers_rule(state: &State, repo: &str, subject: &str) -> Option<Answ
             "404 page not found\n",
         )),
         Profile::Quay => {
-            let url = format!("http://{}/v2/{repo}/manifests/{subject}", state.upstream);
-            let known = state
-                .client
-                .head(url)
-                .header("accept", ACCEPT)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
+            let known = upstream_has(state, repo, subject).await;
             (!known).then(|| oci_error(400, "MANIFEST_INVALID", "manifest invalid"))
         }
         Profile::Pass | Profile::Ecr | Profile::Harbor => None,
     }
+}
+
+/// Whether the upstream registry holds manifest `reference` in `repo`.
+async fn upstream_has(state: &State, repo: &str, reference: &str) -> bool {
+    let url = format!("http://{}/v2/{repo}/manifests/{reference}", state.upstream);
+    state
+        .client
+        .head(url)
+        .header("accept", ACCEPT)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
 }
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -515,15 +520,7 @@ async fn manifest_rule(state: &State, r: &Incoming, repo: &str, reference: &str)
     if !(immutable && r.method == Method::PUT) || reference.contains(':') {
         return None;
     }
-    let url = format!("http://{}/v2/{repo}/manifests/{reference}", state.upstream);
-    let exists = state
-        .client
-        .head(url)
-        .header("accept", ACCEPT)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success());
-    if !exists {
+    if !upstream_has(state, repo, reference).await {
         return None;
     }
     Some(match state.profile {

@@ -35,6 +35,16 @@ pub fn require_tools() {
     }
 }
 
+/// A finished command's exit code and both outputs, for assertion messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Reset the peak resident set size of this process (`VmHWM`), so that a
 /// later [`peak_rss_bytes`] measures only what follows.
 pub fn reset_peak_rss() {

@@ -233,14 +233,7 @@ async fn assume_role(ctx: &Context<'_>, role: &str, token: &Secret, source: &str
         })
         .unwrap_or_else(|| "promoter".into());
     let step = format!("STS AssumeRoleWithWebIdentity at {}", shown(&endpoint));
-    let fail = |said: String| {
-        ctx.fail(Failure {
-            source,
-            step: step.clone(),
-            said,
-            hint: HINT,
-        })
-    };
+    let fail = ctx.failing(source, step, HINT);
     let form = [
         ("Action", "AssumeRoleWithWebIdentity"),
         ("Version", "2011-06-15"),
@@ -248,12 +241,9 @@ async fn assume_role(ctx: &Context<'_>, role: &str, token: &Secret, source: &str
         ("RoleSessionName", &session),
         ("WebIdentityToken", token.expose()),
     ];
-    let (status, body) = exchange::send(|| exchange::form(ctx.http().post(&endpoint), &form))
+    let body = exchange::success(|| exchange::form(ctx.http().post(&endpoint), &form))
         .await
-        .map_err(fail)?;
-    if !status.is_success() {
-        return Err(fail(exchange::service_error(status, &body)));
-    }
+        .map_err(&fail)?;
     let text = String::from_utf8_lossy(&body);
     let parsed: Response = quick_xml::de::from_str(&text)
         .map_err(|_| fail("the answer holds no credentials".into()))?;
@@ -281,20 +271,10 @@ async fn authorization_token(
         api.service.to_uppercase(),
         shown(&api.endpoint)
     );
-    let fail = |said: String| {
-        ctx.fail(Failure {
-            source,
-            step: step.clone(),
-            said,
-            hint: HINT,
-        })
-    };
-    let (status, answer) = exchange::send(|| signed_request(ctx, api, keys, &body))
+    let fail = ctx.failing(source, step, HINT);
+    let answer = exchange::success(|| signed_request(ctx, api, keys, &body))
         .await
         .map_err(&fail)?;
-    if !status.is_success() {
-        return Err(fail(exchange::service_error(status, &answer)));
-    }
     let data = parse_authorization(&answer)
         .ok_or_else(|| fail("the answer has no authorizationToken".into()))?;
     let decoded = base64::engine::general_purpose::STANDARD

@@ -1,9 +1,10 @@
 //! What the clouds' token exchanges share: the HTTP client they use (plain
-//! reqwest with a small retry of its own), the token caches that make a run
-//! exchange once per credential source and again only shortly before the
-//! token expires, the service's own error out of an answer, and the error a
-//! failed exchange turns into (registry, source, step, what the service
-//! said, what to configure; never a secret).
+//! reqwest, retried by the one policy of `crate::retry`), the token caches
+//! that make a run exchange once per credential source and again only
+//! shortly before the token expires (and never again after a failure), the
+//! service's own error out of an answer, and the error a failed exchange
+//! turns into (registry, source, step, what the service said, what to
+//! configure; never a secret).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -14,6 +15,7 @@ use tokio::sync::Mutex;
 
 use super::{Env, Secret};
 use crate::registry::error::Error;
+use crate::retry::{Backoff, HttpFailure, Policy};
 
 /// A cloud token and the instant to exchange it anew.
 #[derive(Clone, Debug)]
@@ -26,8 +28,19 @@ pub(super) struct Token {
 #[derive(Default)]
 pub(crate) struct Clouds {
     http: OnceLock<reqwest::Client>,
-    /// Tokens (or "this source has none") per credential-source key.
-    tokens: Mutex<HashMap<String, Option<Token>>>,
+    /// What each credential source (by key) gave this run.
+    tokens: Mutex<HashMap<String, Exchanged>>,
+}
+
+/// What a credential source's exchange gave.
+#[derive(Clone, Debug)]
+enum Exchanged {
+    /// A token, or "this source has none".
+    Token(Option<Token>),
+    /// The exchange failed, for this reason: not tried again in this run,
+    /// so that every registry request after the first fails at once, with
+    /// the same message, instead of repeating the exchange and its retries.
+    Failed(String),
 }
 
 impl std::fmt::Debug for Clouds {
@@ -87,21 +100,57 @@ impl Context<'_> {
 
     /// The cached token of credential source `key`, or the one `fetch`
     /// exchanges. Holding the lock across the exchange makes concurrent
-    /// lookups for hosts sharing a source wait for one exchange.
+    /// lookups for hosts sharing a source wait for one exchange. A failed
+    /// exchange is remembered too, and answered again for this registry.
     pub async fn cached<F>(&self, key: &str, fetch: F) -> Result<Option<Token>, Error>
     where
         F: AsyncFnOnce() -> Result<Option<Token>, Error>,
     {
         let mut tokens = self.clouds.tokens.lock().await;
-        if let Some(entry) = tokens.get(key) {
-            let fresh = entry.as_ref().is_none_or(|t| t.refresh_at > Instant::now());
-            if fresh && !(self.refresh && entry.is_some()) {
-                return Ok(entry.clone());
+        match tokens.get(key) {
+            Some(Exchanged::Failed(reason)) => {
+                return Err(Error::Credentials {
+                    registry: self.host.to_owned(),
+                    reason: reason.clone(),
+                });
             }
+            Some(Exchanged::Token(entry)) => {
+                let fresh = entry.as_ref().is_none_or(|t| t.refresh_at > Instant::now());
+                if fresh && !(self.refresh && entry.is_some()) {
+                    return Ok(entry.clone());
+                }
+            }
+            None => {}
         }
-        let token = fetch().await?;
-        tokens.insert(key.to_owned(), token.clone());
-        Ok(token)
+        match fetch().await {
+            Ok(token) => {
+                tokens.insert(key.to_owned(), Exchanged::Token(token.clone()));
+                Ok(token)
+            }
+            Err(Error::Credentials { registry, reason }) => {
+                tokens.insert(key.to_owned(), Exchanged::Failed(reason.clone()));
+                Err(Error::Credentials { registry, reason })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// [`Context::fail`] for every failure of one step: what the service
+    /// said is all that differs.
+    pub fn failing<'a>(
+        &'a self,
+        source: &'a str,
+        step: String,
+        hint: &'a str,
+    ) -> impl Fn(String) -> Error + 'a {
+        move |said| {
+            self.fail(Failure {
+                source,
+                step: step.clone(),
+                said,
+                hint,
+            })
+        }
     }
 
     /// The error of a failed exchange for this registry.
@@ -149,48 +198,65 @@ pub(super) fn shown(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or(url).to_owned()
 }
 
-/// Send the request `build` makes, retrying twice on a connection error, a
-/// 429 or a 5xx (1 s, then 2 s). Answers the final status and body, or why
-/// there was none. `// TODO(retry)`: switch to the shared policy of
-/// `crate::retry` once it lands.
+/// Retries of a token exchange: 3 attempts, 1 s then 2 s apart (plus
+/// jitter) on a connection error, a 408, 429 or 5xx; a `Retry-After` is
+/// waited for up to 10 s.
+pub(super) const RETRY: Policy = Policy::new(Backoff {
+    retries: 2,
+    min_delay: Duration::from_secs(1),
+    max_delay: Duration::from_secs(2),
+})
+.with_max_retry_after(Duration::from_secs(10));
+
+/// Send the request `build` makes, retried by [`RETRY`]. Answers the final
+/// status and body (a transient status too, once the retries are spent), or
+/// why there was none.
 pub(super) async fn send(
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<(StatusCode, bytes::Bytes), String> {
-    send_tries(build, 3).await
+    send_with(&RETRY, build).await
 }
 
-/// [`send`] with at most `tries` attempts.
-pub(super) async fn send_tries(
+/// The body of a successful answer to the request `build` makes
+/// ([`send`]); otherwise why there is none: no answer, or the service's
+/// own error ([`service_error`]).
+pub(super) async fn success(
     build: impl Fn() -> reqwest::RequestBuilder,
-    tries: u32,
+) -> Result<bytes::Bytes, String> {
+    let (status, body) = send(build).await?;
+    if !status.is_success() {
+        return Err(service_error(status, &body));
+    }
+    Ok(body)
+}
+
+/// [`send`] with one attempt only.
+pub(super) async fn send_once(
+    build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<(StatusCode, bytes::Bytes), String> {
-    let mut delay = Duration::from_secs(1);
-    let mut attempt = 1;
-    loop {
-        let outcome = match build().send().await {
-            Ok(response) => {
-                let status = response.status();
-                match response.bytes().await {
-                    Ok(body) => Ok((status, body)),
-                    Err(e) => Err(e.without_url().to_string()),
-                }
-            }
-            Err(e) => Err(describe(&e)),
-        };
-        let again = match &outcome {
-            Ok((status, _)) => *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error(),
-            Err(_) => true,
-        };
-        if !again || attempt >= tries {
-            return outcome;
+    let once = Policy::new(Backoff {
+        retries: 0,
+        ..RETRY.failures
+    });
+    send_with(&once, build).await
+}
+
+async fn send_with(
+    policy: &Policy,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<(StatusCode, bytes::Bytes), String> {
+    // Boxed: the retry loop's future would otherwise sit inline in every
+    // registry request's future, deeper than the compiler lays out.
+    match Box::pin(policy.send_text("credential exchange", build)).await {
+        Ok((status, body)) | Err(HttpFailure::Status { status, body, .. }) => {
+            Ok((status, body.into()))
         }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
-        attempt += 1;
+        Err(HttpFailure::Transport(e)) => Err(describe(&e)),
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// Why a request got no answer, with its causes (never its URL).
+pub(super) fn describe(e: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut text = if e.is_timeout() {
         "no answer in time".to_owned()

@@ -8,11 +8,11 @@
 //! Both inputs reach the promoter as the runner passes every input to a
 //! container action: `INPUT_GITHUB-TOKEN` and `INPUT_GITHUB-REGISTRY`.
 
-use serde::Deserialize;
-
 use super::exchange::{self, Context, Failure, shown};
 use super::{Credential, Env, Found, Secret};
+use crate::github_oidc;
 use crate::registry::error::Result;
+use crate::retry::HttpFailure;
 
 const TOKEN_INPUT: &str = "INPUT_GITHUB-TOKEN";
 const REGISTRY_INPUT: &str = "INPUT_GITHUB-REGISTRY";
@@ -47,41 +47,37 @@ pub(super) async fn id_token(
     source: &str,
     hint: &str,
 ) -> Result<Option<Secret>> {
-    #[derive(Deserialize)]
-    struct Answer {
-        value: String,
-    }
     let (Some(url), Some(bearer)) = (
         ctx.env.get("ACTIONS_ID_TOKEN_REQUEST_URL"),
         ctx.env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
     ) else {
         return Ok(None);
     };
-    let mut url = url::Url::parse(url).map_err(|e| {
+    let fail = |step: String, said: String| {
         ctx.fail(Failure {
             source,
-            step: "reading ACTIONS_ID_TOKEN_REQUEST_URL".into(),
-            said: e.to_string(),
-            hint,
-        })
-    })?;
-    url.query_pairs_mut().append_pair("audience", audience);
-    let step = format!("fetching the job's OIDC token from {}", shown(url.as_str()));
-    let fail = |said: String| {
-        ctx.fail(Failure {
-            source,
-            step: step.clone(),
+            step,
             said,
             hint,
         })
     };
-    let (status, body) = exchange::send(|| ctx.http().get(url.clone()).bearer_auth(bearer))
+    let url = github_oidc::url(url, audience)
+        .map_err(|e| fail("reading ACTIONS_ID_TOKEN_REQUEST_URL".into(), e.to_string()))?;
+    let step = format!("fetching the job's OIDC token from {}", shown(url.as_str()));
+    let token = github_oidc::fetch(ctx.http(), &url, bearer)
         .await
-        .map_err(fail)?;
-    if !status.is_success() {
-        return Err(fail(exchange::service_error(status, &body)));
+        .map_err(|failure| fail(step, said(failure)))?;
+    Ok(Some(Secret::new(token)))
+}
+
+/// What the token endpoint said, as a failed exchange reports it.
+fn said(failure: github_oidc::Failure) -> String {
+    match failure {
+        github_oidc::Failure::Unanswered(HttpFailure::Status { status, body, .. })
+        | github_oidc::Failure::Refused { status, body } => {
+            exchange::service_error(status, body.as_bytes())
+        }
+        github_oidc::Failure::Unanswered(HttpFailure::Transport(e)) => exchange::describe(&e),
+        github_oidc::Failure::NoToken(_) => "the answer has no `value`".into(),
     }
-    let answer: Answer =
-        serde_json::from_slice(&body).map_err(|_| fail("the answer has no `value`".into()))?;
-    Ok(Some(Secret::new(answer.value)))
 }

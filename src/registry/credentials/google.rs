@@ -227,7 +227,7 @@ async fn token_grant(
     basic: Option<(&str, &Secret)>,
 ) -> Result<Token> {
     let step = format!("{step} at {}", shown(url));
-    let (status, body) = exchange::send(|| {
+    let body = exchange::success(|| {
         let request = exchange::form(ctx.http().post(url), form);
         match basic {
             Some((user, password)) => request.basic_auth(user, Some(password.expose())),
@@ -236,9 +236,6 @@ async fn token_grant(
     })
     .await
     .map_err(|said| origin.fail(ctx, step.clone(), said))?;
-    if !status.is_success() {
-        return Err(origin.fail(ctx, step, exchange::service_error(status, &body)));
-    }
     let token: OAuthToken = serde_json::from_slice(&body)
         .map_err(|_| origin.fail(ctx, step, "the answer has no `access_token`".into()))?;
     Ok(Token {
@@ -305,7 +302,7 @@ async fn subject_token(ctx: &Context<'_>, origin: &Origin, file: &File) -> Resul
         (step, raw)
     } else if let Some(url) = &source.url {
         let step = format!("fetching the subject token from {}", shown(url));
-        let (status, body) = exchange::send(|| {
+        let body = exchange::success(|| {
             let mut request = ctx.http().get(url);
             for (name, value) in &source.headers {
                 request = request.header(name, value);
@@ -314,9 +311,6 @@ async fn subject_token(ctx: &Context<'_>, origin: &Origin, file: &File) -> Resul
         })
         .await
         .map_err(|said| origin.fail(ctx, step.clone(), said))?;
-        if !status.is_success() {
-            return Err(origin.fail(ctx, step, exchange::service_error(status, &body)));
-        }
         (step, body.to_vec())
     } else {
         let kind = if source.environment_id.is_some() {
@@ -363,7 +357,7 @@ async fn impersonate(
     }
     let step = format!("generateAccessToken at {}", shown(url));
     let body = serde_json::json!({ "scope": [SCOPE], "lifetime": format!("{lifetime}s") });
-    let (status, answer) = exchange::send(|| {
+    let answer = exchange::success(|| {
         ctx.http()
             .post(url)
             .bearer_auth(federated.expose())
@@ -371,9 +365,6 @@ async fn impersonate(
     })
     .await
     .map_err(|said| origin.fail(ctx, step.clone(), said))?;
-    if !status.is_success() {
-        return Err(origin.fail(ctx, step, exchange::service_error(status, &answer)));
-    }
     let answer: Answer = serde_json::from_slice(&answer)
         .map_err(|_| origin.fail(ctx, step.clone(), "the answer has no `accessToken`".into()))?;
     let expires = time::OffsetDateTime::parse(
@@ -514,8 +505,12 @@ async fn metadata(ctx: &Context<'_>) -> Result<Option<Token>> {
         }
     };
     // The implicit probe gets one try: most runs are not on Google Cloud.
-    let tries = if explicit.is_some() { 3 } else { 1 };
-    let (status, body) = match exchange::send_tries(request, tries).await {
+    let sent = if explicit.is_some() {
+        exchange::send(request).await
+    } else {
+        exchange::send_once(request).await
+    };
+    let (status, body) = match sent {
         Ok(answer) => answer,
         Err(_) if explicit.is_none() => return Ok(None),
         Err(said) => return Err(origin.fail(ctx, step, said)),

@@ -69,6 +69,24 @@ struct Bounded<T>(Vec<T>);
 /// A JSON object of at most [`MAX_PER_PAGE`] members, in order.
 struct BoundedMap<V>(Vec<(String, V)>);
 
+/// What `next` yields until it ends, failing at the first element past
+/// [`MAX_PER_PAGE`] (`what` names the elements).
+fn at_most_a_page<T, E: serde::de::Error>(
+    mut next: impl FnMut() -> std::result::Result<Option<T>, E>,
+    what: &str,
+) -> std::result::Result<Vec<T>, E> {
+    let mut all = Vec::new();
+    while let Some(one) = next()? {
+        if all.len() == MAX_PER_PAGE {
+            return Err(E::custom(format!(
+                "more than {MAX_PER_PAGE} {what} in one page"
+            )));
+        }
+        all.push(one);
+    }
+    Ok(all)
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         struct Items<T>(std::marker::PhantomData<T>);
@@ -81,16 +99,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {
                 self,
                 mut seq: A,
             ) -> std::result::Result<Bounded<T>, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element()? {
-                    if items.len() == MAX_PER_PAGE {
-                        return Err(serde::de::Error::custom(format!(
-                            "more than {MAX_PER_PAGE} items in one page"
-                        )));
-                    }
-                    items.push(item);
-                }
-                Ok(Bounded(items))
+                at_most_a_page(|| seq.next_element(), "items").map(Bounded)
             }
         }
         d.deserialize_seq(Items(std::marker::PhantomData))
@@ -109,16 +118,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for BoundedMap<V> {
                 self,
                 mut map: A,
             ) -> std::result::Result<BoundedMap<V>, A::Error> {
-                let mut members = Vec::new();
-                while let Some(member) = map.next_entry()? {
-                    if members.len() == MAX_PER_PAGE {
-                        return Err(serde::de::Error::custom(format!(
-                            "more than {MAX_PER_PAGE} digests in one page"
-                        )));
-                    }
-                    members.push(member);
-                }
-                Ok(BoundedMap(members))
+                at_most_a_page(|| map.next_entry(), "digests").map(BoundedMap)
             }
         }
         d.deserialize_map(Members(std::marker::PhantomData))

@@ -18,8 +18,10 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
+use crate::retry::is_transient_status;
+
 use super::digest::Digest;
-use super::error::{Error, Result, is_transient_status};
+use super::error::{Error, Result};
 use super::manifest::{self, Descriptor, MAX_MANIFEST_BYTES, Manifest};
 use super::reference::{Reference, RepoName};
 use super::stream::{Blob, BlobStream, Expected, verify_stream};

@@ -2,7 +2,9 @@
 //! "requests per registry". Counted where requests are sent (`transport.rs`)
 //! and retried (`retry.rs`); this file only holds and snapshots them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+
+use crate::counter::{add, get, snapshot};
 
 use serde::Serialize;
 
@@ -51,14 +53,10 @@ pub(crate) struct Counters {
     paused_ms: AtomicU64,
 }
 
-fn bump(counter: &AtomicU64, by: u64) {
-    counter.fetch_add(by, Ordering::Relaxed);
-}
-
 impl Counters {
     /// A request is about to be sent.
     pub fn request(&self) {
-        bump(&self.requests, 1);
+        add(&self.requests, 1);
     }
 
     /// A response arrived with `status`.
@@ -67,50 +65,45 @@ impl Counters {
             .checked_sub(2)
             .and_then(|i| self.by_class.get(usize::from(i)))
         {
-            bump(slot, 1);
+            add(slot, 1);
         }
         if status == 429 {
-            bump(&self.throttled, 1);
+            add(&self.throttled, 1);
         }
     }
 
     /// A request failed without a response.
     pub fn transport_error(&self) {
-        bump(&self.transport_errors, 1);
+        add(&self.transport_errors, 1);
     }
 
     /// An operation is tried again.
     pub fn retry(&self) {
-        bump(&self.retries, 1);
+        add(&self.retries, 1);
     }
 
     /// The limiter cut its rate.
     pub fn rate_cut(&self) {
-        bump(&self.rate_cuts, 1);
+        add(&self.rate_cuts, 1);
     }
 
     /// The host's pause grew by `ms` milliseconds.
     pub fn paused(&self, ms: u64) {
-        bump(&self.paused_ms, ms);
+        add(&self.paused_ms, ms);
     }
 
     /// The counters now, for `host` at `rate_rps`.
     pub fn snapshot(&self, host: &str, rate_rps: f64) -> HostStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        HostStats {
+        let class = |i: usize| get(&self.by_class[i]);
+        snapshot!(self => HostStats {
+            requests, transport_errors, throttled, retries, rate_cuts, paused_ms;
             host: host.to_owned(),
-            requests: get(&self.requests),
-            status_2xx: get(&self.by_class[0]),
-            status_3xx: get(&self.by_class[1]),
-            status_4xx: get(&self.by_class[2]),
-            status_5xx: get(&self.by_class[3]),
-            transport_errors: get(&self.transport_errors),
-            throttled: get(&self.throttled),
-            retries: get(&self.retries),
-            rate_cuts: get(&self.rate_cuts),
-            paused_ms: get(&self.paused_ms),
+            status_2xx: class(0),
+            status_3xx: class(1),
+            status_4xx: class(2),
+            status_5xx: class(3),
             rate_rps,
-        }
+        })
     }
 }
 

@@ -405,7 +405,7 @@ impl HttpRegistry {
                 }
                 Ok(false)
             }
-            status if crate::registry::error::is_transient_status(status.as_u16()) => {
+            status if crate::retry::is_transient_status(status.as_u16()) => {
                 Err(transport::unexpected(&Method::POST, response).await)
             }
             status => {

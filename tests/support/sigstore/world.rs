@@ -36,14 +36,7 @@ pub fn promoter(args: &[&str], env: &[(&str, String)]) -> Output {
     command.output().expect("run promoter")
 }
 
-pub fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+pub use crate::support::text;
 
 pub struct World {
     pub sigstore: SigstoreServer,
