@@ -15,7 +15,7 @@ use crate::diagnostic::{Outcome, SeverityCounts};
 use crate::plan;
 use crate::registry::Digest;
 use crate::report::verify::{Finding, Gaps};
-use crate::sign::store::Counts as RequestCounts;
+use crate::sign::store::RequestCounts;
 use crate::sign::trust::TrustedRoot;
 use crate::sign::verify::{Matcher, Policy};
 use crate::sign::{Formats, Place, replicate};

@@ -16,7 +16,7 @@ use crate::config::{RunConfig, SignPlan, Signing};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::plan::Repo;
 use crate::plan::signatures::SignatureWork;
-use crate::sign::store::Counts as RequestCounts;
+use crate::sign::store::RequestCounts;
 use crate::sign::{Formats, Place, Signer, Subject, replicate};
 
 /// The image name two repositories share (their common trailing path

@@ -86,9 +86,6 @@ impl BlobLedger {
     }
 }
 
-/// The old name, still imported by `verify.rs` and `run/sign.rs`.
-pub type Counts = RequestCounts;
-
 impl RequestCounts {
     /// Add one to `counter`.
     pub fn bump(counter: &AtomicU64) {
