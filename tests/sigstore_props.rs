@@ -1,7 +1,7 @@
 //! Property tests of the Sigstore parsers: whatever bytes arrive as a bundle,
 //! a trusted root, a PEM or a certificate, the verifier answers with a
-//! verdict or an error, never a panic; a bundle changed in any byte that carries something signed no longer
-//! verifies.
+//! verdict or an error, never a panic; a bundle changed in any byte that
+//! carries something signed no longer verifies.
 
 use std::sync::OnceLock;
 
