@@ -56,8 +56,12 @@ async fn a_registry_restarted_mid_run_loses_nothing() {
     };
     // Stop it while pushes are in flight (SIGTERM: see `Backend::stop`),
     // and bring it back a second later on the same port and storage; the
-    // requests sent meanwhile find the port closed.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // requests sent meanwhile find the port closed. In flight: once a third
+    // of the run's requests (3 per image) are sent, not after a fixed
+    // time, which a fast machine can finish the run within.
+    while stats_of(&client, &backend.host).requests < count as u64 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     backend.stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
     backend.restart();
