@@ -373,17 +373,58 @@ async fn harbor_profile() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn harbor_profile_without_referrers_api_names_the_immutable_tag() {
+async fn harbor_profile_without_referrers_api_lists_each_digest_in_one_push() {
     // Harbor before 2.8 has no referrers API: the tag-schema index is the
-    // only listing, and immutability refuses its rewrite.
+    // only listing, and immutability refuses any rewrite of it. A digest's
+    // signature bundle and attestations are listed in one push, which
+    // creates the tag: nothing is refused.
     let upstream = Upstream::Distribution(RegistryServer::start(Mode::Plain));
     let zoo = Zoo::of(upstream, Profile::Harbor).await;
+    let mark = zoo.front().log().len();
+    full_flow(&zoo).await;
+    let front = zoo.front();
+    assert_eq!(front.count("PUT", 412), 0, "{:?}", front.summary());
+    // One index push per destination image, however many referrers.
+    let index_puts = front.log()[mark..]
+        .iter()
+        .filter(|l| {
+            l.method == "PUT" && l.path.contains("/manifests/sha256-") && !l.path.ends_with(".sig")
+        })
+        .count();
+    assert_eq!(index_puts, zoo.places().len(), "{:?}", front.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harbor_profile_without_referrers_api_names_the_immutable_tag() {
+    // Another tool listed its own referrer of the first image in
+    // prod/app's `sha256-<hex>` index before promoter came: adding ours
+    // means rewriting that tag, which immutability refuses.
+    let upstream = Upstream::Distribution(RegistryServer::start(Mode::Plain));
+    let zoo = Zoo::of(upstream, Profile::Harbor).await;
+    let direct = zoo.direct();
+    let theirs = TestImage::build_sized(154, 1024, [1024, 1024]);
+    let prod = repo("prod/app");
+    theirs.push(direct.as_ref(), &prod, "theirs").await;
+    let listed = theirs.index_manifest();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": listed.media_type(), "digest": listed.digest().to_string(),
+                       "size": listed.bytes().len()}],
+    });
+    let index = registry::Manifest::new(None, index.to_string().into()).unwrap();
+    let tag = Reference::tag(&format!("sha256-{}", zoo.digests[0].hex())).unwrap();
+    direct.push_manifest(&prod, &tag, &index).await.unwrap();
+
     let all = zoo.run_failing();
     assert!(all.contains("refused to rewrite tag sha256-"), "{all}");
     assert!(all.contains("HTTP 412"), "{all}");
     assert!(all.contains("configured as immutable"), "{all}");
     assert!(all.contains("Tag Immutability"), "{all}");
     assert!(all.contains("stored but not listed"), "{all}");
+    // The other tool's index is untouched.
+    let now = direct.get_manifest(&prod, &tag).await.unwrap();
+    assert_eq!(now.digest(), index.digest());
     // The images and their `.sig` landed everywhere all the same.
     zoo.assert_promoted_and_signed().await;
     let verified = zoo.verify(&["--signature-format", "legacy"]);

@@ -18,6 +18,7 @@ pub mod verify;
 
 use std::path::Path;
 
+use crate::registry::Descriptor;
 use crate::sign::store::RequestCounts;
 use crate::sign::{Place, Signer, Statement, bundle_referrers, predicate_of};
 use statement::{PROMOTION_PREDICATE, Promotion, RunFacts, SLSA_PREDICATE};
@@ -118,12 +119,14 @@ impl Attestations {
     /// Write the promotion record and SLSA provenance of `promotion` in
     /// `place` (the first destination, where the digest was just signed),
     /// each unless promoter's statement of that kind is already there.
-    /// Returns how many were written.
+    /// Returns how many were written. Those the registry did not index
+    /// itself are added to `unlisted` (see [`Signer::put_statements`]).
     pub async fn write(
         &mut self,
         signer: &mut Signer,
         place: &Place,
         promotion: &Promotion,
+        unlisted: &mut Vec<Descriptor>,
     ) -> Result<usize, Error> {
         let present = bundle_referrers(
             place.registry.as_ref(),
@@ -180,9 +183,8 @@ impl Attestations {
                 annotations: kind,
             })
             .collect();
-        // All of them, then one update of the tag-schema index.
         signer
-            .put_statements(place, &promotion.digest, &statements)
+            .put_statements(place, &promotion.digest, &statements, unlisted)
             .await?;
         for _ in &missing {
             RequestCounts::bump(&signer.counts.attested);

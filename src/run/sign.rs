@@ -16,7 +16,7 @@ use crate::config::{RunConfig, SignPlan, Signing};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::plan::Repo;
 use crate::plan::signatures::SignatureWork;
-use crate::sign::store::RequestCounts;
+use crate::sign::store::{self, RequestCounts};
 use crate::sign::{Formats, Place, Signer, Subject, replicate};
 
 /// The image name two repositories share (their common trailing path
@@ -247,41 +247,86 @@ pub async fn sign_and_replicate(
     // replication, the bulk of the requests, runs concurrently below.
     let mut signed = Vec::with_capacity(subjects.len());
     for (index, (source, subject)) in subjects.iter().enumerate() {
-        let first = &subject.destinations[0];
-        // Ours first: what staging carries (its signatures, the provenance
-        // of its build or of an earlier promotion) must not be taken for
-        // this run's signature or attestations.
-        if let Err(err) = signer.sign(subject).await {
-            problems.push(format!("signing {first}@{} failed: {err}", subject.digest));
-            continue;
+        let promotion = attest
+            .as_mut()
+            .and_then(|(a, promotions)| Some((&mut **a, promotions.get(index)?)));
+        let (signed_here, found) = sign_one(signer, source, subject, promotion, formats).await;
+        problems.extend(found);
+        if signed_here {
+            signed.push(subject);
         }
-        if let Some((attestations, promotions)) = attest.as_mut()
-            && let Some(promotion) = promotions.get(index)
-            && let Err(err) = attestations.write(signer, first, promotion).await
-        {
-            // Reported (the run exits 1); the signature stands and is
-            // replicated. `verify --attestations` shows the gap.
-            problems.push(format!(
-                "attesting {first}@{} failed: {err}",
-                subject.digest
-            ));
-        }
-        // The staging image's own signatures travel with it, as kpromo's do.
-        if let Err(err) =
-            replicate::replicate(source, first, &subject.digest, formats, &counts).await
-        {
-            problems.push(format!(
-                "copying the signatures of {source}@{} failed: {err}",
-                subject.digest
-            ));
-        }
-        signed.push(subject);
     }
     // Per digest: read what the first destination holds once, write it to
     // every other destination. REPLICATE_DIGESTS digests at a time, each to
     // REPLICATE_MIRRORS mirrors at a time.
     problems.extend(replicate_all(signed, formats, &counts).await);
     problems
+}
+
+/// Sign `subject` on its first destination, attest it there and copy the
+/// staging image's signatures there, then list in the tag-schema index, in
+/// one push, every referrer of those three the registry did not index
+/// itself: a registry that refuses to rewrite that tag (Harbor's and ECR's
+/// immutable tags) is asked to write it once. Returns whether the digest
+/// is signed there (and so is replicated), and the problems.
+async fn sign_one(
+    signer: &mut Signer,
+    source: &Place,
+    subject: &Subject,
+    attest: Option<(&mut Attestations, &Promotion)>,
+    formats: Formats,
+) -> (bool, Vec<String>) {
+    let first = &subject.destinations[0];
+    let digest = &subject.digest;
+    let counts = signer.counts.clone();
+    let mut problems = Vec::new();
+    let mut unlisted = Vec::new();
+    // Ours first: what staging carries (its signatures, the provenance of
+    // its build or of an earlier promotion) must not be taken for this
+    // run's signature or attestations.
+    let signed = signer.sign(subject, &mut unlisted).await;
+    if let Err(err) = &signed {
+        problems.push(format!("signing {first}@{digest} failed: {err}"));
+    } else {
+        if let Some((attestations, promotion)) = attest
+            && let Err(err) = attestations
+                .write(signer, first, promotion, &mut unlisted)
+                .await
+        {
+            // Reported (the run exits 1); the signature stands and is
+            // replicated. `verify --attestations` shows the gap.
+            problems.push(format!("attesting {first}@{digest} failed: {err}"));
+        }
+        // The staging image's own signatures travel with it, as kpromo's do.
+        let copied = match replicate::read(source, digest, formats, &counts).await {
+            Ok(artifacts) => {
+                replicate::write_unlisted(source, &artifacts, first, digest, &counts, &mut unlisted)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = copied {
+            problems.push(format!(
+                "copying the signatures of {source}@{digest} failed: {err}"
+            ));
+        }
+    }
+    // What was stored is listed, whatever failed after it.
+    if !unlisted.is_empty()
+        && let Err(err) = store::add_to_fallback_index(
+            first.registry.as_ref(),
+            &first.repo,
+            digest,
+            &unlisted,
+            &counts,
+        )
+        .await
+    {
+        problems.push(format!(
+            "listing the signatures and attestations of {first}@{digest} failed: {err}"
+        ));
+    }
+    (signed.is_ok(), problems)
 }
 
 /// Digests replicated at once. With [`REPLICATE_MIRRORS`], up to 32

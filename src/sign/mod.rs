@@ -272,7 +272,14 @@ impl Signer {
 
     /// Sign `subject` on its first destination in every configured format,
     /// unless already signed there. Returns whether anything was signed.
-    pub async fn sign(&mut self, subject: &Subject) -> Result<bool, Error> {
+    /// A bundle referrer the registry did not index itself is added to
+    /// `unlisted`, for the caller to list with the digest's other referrers
+    /// ([`store::add_to_fallback_index`]).
+    pub async fn sign(
+        &mut self,
+        subject: &Subject,
+        unlisted: &mut Vec<Descriptor>,
+    ) -> Result<bool, Error> {
         let place = subject
             .destinations
             .first()
@@ -282,7 +289,7 @@ impl Signer {
             signed |= self.sign_legacy(subject, place).await?;
         }
         if self.formats.bundle {
-            signed |= self.sign_bundle(subject, place).await?;
+            signed |= self.sign_bundle(subject, place, unlisted).await?;
         }
         if signed {
             RequestCounts::bump(&self.counts.signed);
@@ -338,7 +345,12 @@ impl Signer {
         Ok(true)
     }
 
-    async fn sign_bundle(&mut self, subject: &Subject, place: &Place) -> Result<bool, Error> {
+    async fn sign_bundle(
+        &mut self,
+        subject: &Subject,
+        place: &Place,
+        unlisted: &mut Vec<Descriptor>,
+    ) -> Result<bool, Error> {
         let reg = place.registry.as_ref();
         let present = bundle_referrers(reg, &place.repo, &subject.digest, &self.counts).await?;
         // A bundle without a predicate annotation is taken for a signature,
@@ -350,14 +362,13 @@ impl Signer {
             return Ok(false);
         }
         let statement = bundle::statement(&subject.public_name, &subject.digest);
-        self.put_statement(
-            place,
-            &subject.digest,
-            &statement,
-            bundle::SIGN_PREDICATE,
-            &[],
-        )
-        .await?;
+        let one = Statement {
+            body: &statement,
+            predicate_type: bundle::SIGN_PREDICATE,
+            annotations: &[],
+        };
+        self.put_statements(place, &subject.digest, &[one], unlisted)
+            .await?;
         Ok(true)
     }
 
@@ -388,39 +399,22 @@ impl Signer {
             .ok_or_else(|| Error::Format(format!("{place}@{digest} is not there to sign")))
     }
 
-    /// DSSE-sign the in-toto `statement` (of predicate type
-    /// `predicate_type`), log it in Rekor (keyless), and store it as a
-    /// sigstore bundle referrer of `digest` in `place` with `annotations`,
-    /// listed in the tag-schema index too unless the registry indexed it
-    /// itself. The subject must be there.
-    pub async fn put_statement(
-        &mut self,
-        place: &Place,
-        digest: &Digest,
-        statement: &[u8],
-        predicate_type: &str,
-        annotations: &[(&str, &str)],
-    ) -> Result<(), Error> {
-        let one = Statement {
-            body: statement,
-            predicate_type,
-            annotations,
-        };
-        self.put_statements(place, digest, &[one]).await
-    }
-
-    /// [`Signer::put_statement`] for several statements about one digest:
-    /// the referrers the registry did not index itself go into the
-    /// tag-schema index in one push, so that a registry refusing to rewrite
-    /// that tag refuses at most once.
+    /// DSSE-sign each of `statements` (in-toto statements about `digest`),
+    /// log it in Rekor (keyless), and store it in `place` as a sigstore
+    /// bundle referrer of `digest`, with its annotations. The subject must
+    /// be there. Each referrer the registry did not index itself is added
+    /// to `unlisted` as soon as it is stored; listing them in the
+    /// tag-schema index is the caller's, once for all of a digest's
+    /// referrers, so that a registry refusing to rewrite that tag (an
+    /// immutable one) is asked to write it once.
     pub async fn put_statements(
         &mut self,
         place: &Place,
         digest: &Digest,
         statements: &[Statement<'_>],
+        unlisted: &mut Vec<Descriptor>,
     ) -> Result<(), Error> {
         let subject_desc = self.subject_descriptor(place, digest).await?;
-        let mut unlisted = Vec::new();
         for s in statements {
             let referrer = self
                 .referrer_of(
@@ -436,17 +430,7 @@ impl Signer {
                 unlisted.push(referrer_descriptor(&referrer)?);
             }
         }
-        if unlisted.is_empty() {
-            return Ok(());
-        }
-        store::add_to_fallback_index(
-            place.registry.as_ref(),
-            &place.repo,
-            digest,
-            &unlisted,
-            &self.counts,
-        )
-        .await
+        Ok(())
     }
 
     /// Sign, log and build the bundle referrer of one statement, with its

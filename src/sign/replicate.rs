@@ -80,6 +80,27 @@ pub async fn write(
     digest: &Digest,
     counts: &RequestCounts,
 ) -> Result<bool, Error> {
+    let mut unlisted = Vec::new();
+    let wrote = write_unlisted(from, artifacts, to, digest, counts, &mut unlisted).await?;
+    // Listed once all are there: one index update for all of them, and
+    // none for those the registry indexed itself (`OCI-Subject`).
+    if !unlisted.is_empty() {
+        store::add_to_fallback_index(to.registry.as_ref(), &to.repo, digest, &unlisted, counts)
+            .await?;
+    }
+    Ok(wrote)
+}
+
+/// [`write`], leaving the bundle referrers that the registry did not index
+/// itself in `unlisted`, for the caller to list with the digest's others.
+pub async fn write_unlisted(
+    from: &Place,
+    artifacts: &Artifacts,
+    to: &Place,
+    digest: &Digest,
+    counts: &RequestCounts,
+    unlisted: &mut Vec<Descriptor>,
+) -> Result<bool, Error> {
     if artifacts.is_empty() {
         return Ok(false);
     }
@@ -88,7 +109,7 @@ pub async fn write(
         wrote |= write_legacy(from, source, to, digest, counts).await?;
     }
     if !artifacts.bundles.is_empty() {
-        wrote |= write_bundles(from, &artifacts.bundles, to, digest, counts).await?;
+        wrote |= write_bundles(from, &artifacts.bundles, to, digest, counts, unlisted).await?;
     }
     if wrote {
         RequestCounts::bump(&counts.replicated);
@@ -151,10 +172,10 @@ async fn write_bundles(
     to: &Place,
     digest: &Digest,
     counts: &RequestCounts,
+    unlisted: &mut Vec<Descriptor>,
 ) -> Result<bool, Error> {
     let (src, dst) = (from.registry.as_ref(), to.registry.as_ref());
     let present = bundle_referrers(dst, &to.repo, digest, counts).await?;
-    let mut unlisted = Vec::new();
     let mut wrote = false;
     for (referrer, manifest) in bundles {
         if present.iter().any(|p| p.digest == referrer.digest) {
@@ -170,11 +191,6 @@ async fn write_bundles(
             unlisted.push(referrer.clone());
         }
         wrote = true;
-    }
-    // Listed once all are there: one index update for all of them, and
-    // none for those the registry indexed itself (`OCI-Subject`).
-    if !unlisted.is_empty() {
-        store::add_to_fallback_index(dst, &to.repo, digest, &unlisted, counts).await?;
     }
     Ok(wrote)
 }
