@@ -1,7 +1,8 @@
 //! A loopback stand-in for Artifact Registry / GCR, for scale tests: it
 //! answers `GET /v2/` and `GET /v2/<repo>/tags/list` with the GCR `manifest`
 //! map (digest -> tags, media type) from an inventory the test installs, and
-//! `HEAD /v2/<repo>/manifests/<digest>` from the same inventory. Everything
+//! `HEAD /v2/<repo>/manifests/<digest>` (or `<tag>`, for the tags the map
+//! lacks) from the same inventory. Everything
 //! else is a 404. Each response waits a configurable latency first, so that
 //! the client's concurrency shows, and every request is counted per host and
 //! path.
@@ -33,6 +34,9 @@ pub struct Listing {
     tags: String,
     /// Digests held, for HEAD.
     digests: HashSet<String>,
+    /// Tags the `tags` array names and the map does not (Artifact Registry
+    /// past 10,000 tags), with their digests, for HEAD by tag.
+    unmapped: HashMap<String, String>,
 }
 
 impl Listing {
@@ -56,6 +60,20 @@ impl Listing {
         all_tags.dedup();
         listing.tags = all_tags.join(",");
         listing
+    }
+
+    /// Also `tag` on `digest`, named in the `tags` array but missing from
+    /// the manifest map, as Artifact Registry's listing is past 10,000 tags
+    /// (go-containerregistry `pkg/v1/google/list.go` pages the map): only a
+    /// HEAD by tag tells where it points.
+    pub fn with_unmapped(mut self, tag: &str, digest: &str) -> Listing {
+        if !self.tags.is_empty() {
+            self.tags.push(',');
+        }
+        self.tags.push_str(&format!("\"{tag}\""));
+        self.digests.insert(digest.to_owned());
+        self.unmapped.insert(tag.to_owned(), digest.to_owned());
+        self
     }
 }
 
@@ -255,16 +273,19 @@ fn respond(state: &State, port: u16, method: &str, path: &str) -> Vec<u8> {
     if method == "HEAD"
         && let Some((repo, reference)) = rest.rsplit_once("/manifests/")
     {
-        let held = state
+        let digest = state
             .repos
             .read()
             .unwrap()
             .get(&(port, repo.to_owned()))
-            .is_some_and(|l| l.digests.contains(reference));
-        if held {
+            .and_then(|l| {
+                let by_tag = l.unmapped.get(reference).cloned();
+                by_tag.or_else(|| l.digests.contains(reference).then(|| reference.to_owned()))
+            });
+        if let Some(digest) = digest {
             // HEAD: the headers of a body we never send.
             return format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {MEDIA_TYPE}\r\nDocker-Content-Digest: {reference}\r\nContent-Length: 1024\r\n\r\n"
+                "HTTP/1.1 200 OK\r\nContent-Type: {MEDIA_TYPE}\r\nDocker-Content-Digest: {digest}\r\nContent-Length: 1024\r\n\r\n"
             )
             .into_bytes();
         }
