@@ -66,6 +66,7 @@ impl Listing {
     /// the manifest map, as Artifact Registry's listing is past 10,000 tags
     /// (go-containerregistry `pkg/v1/google/list.go` pages the map): only a
     /// HEAD by tag tells where it points.
+    #[allow(dead_code)] // Used by registry_gcr_listing, not by scale.
     pub fn with_unmapped(mut self, tag: &str, digest: &str) -> Listing {
         if !self.tags.is_empty() {
             self.tags.push(',');
