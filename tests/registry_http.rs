@@ -272,3 +272,26 @@ async fn a_refused_connection_is_transient_and_names_the_url() {
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains(&host), "{err}");
 }
+
+#[tokio::test]
+async fn a_throttled_first_request_is_asked_again() {
+    // ECR answers any API call 429 when throttling, `GET /v2/` included:
+    // the ping that finds the registry's URL is retried like any request.
+    let server = RegistryServer::start(Mode::Plain);
+    let options = support::front::Options {
+        throttle_first: 2,
+        ..support::front::Options::of(support::front::Profile::Pass)
+    };
+    let front = support::front::Front::with(&server.host, support::front::Profile::Pass, options);
+    let reg = client(HttpOptions::default())
+        .registry(&front.host)
+        .unwrap();
+    let tags = reg.list_tags(&repo("fresh/app")).await;
+    assert!(tags.unwrap().is_empty());
+    assert_eq!(front.count("GET", 429), 2, "{:?}", front.summary());
+    assert!(
+        front.log()[..2].iter().all(|l| l.path == "/v2/"),
+        "{:?}",
+        front.log()
+    );
+}

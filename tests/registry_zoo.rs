@@ -470,6 +470,42 @@ async fn quay_profile() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quay_profile_with_an_artifact_type_allow_list_names_the_refusal() {
+    // Self-hosted Quay whose ALLOWED_OCI_ARTIFACT_TYPES lists image layers
+    // and cosign's simple signing, not the sigstore bundle.
+    let upstream = Upstream::Ferro(FerroServer::start());
+    let options = Options {
+        allowed_layer_types: Some(&[
+            support::image::LAYER_TYPE,
+            "application/vnd.dev.cosign.simplesigning.v1+json",
+        ]),
+        ..Options::of(Profile::Quay)
+    };
+    let zoo = Zoo::new(upstream, (Profile::Quay, options)).await;
+    let all = zoo.run_failing();
+    assert!(
+        all.contains("refused the sigstore bundle referrer"),
+        "{all}"
+    );
+    assert!(all.contains("HTTP 400"), "{all}");
+    assert!(all.contains("is not allowed"), "{all}");
+    assert!(all.contains("ALLOWED_OCI_ARTIFACT_TYPES"), "{all}");
+    assert!(
+        all.contains("--signature-format legacy --attest=false"),
+        "{all}"
+    );
+    // The images and their `.sig` landed everywhere all the same, and the
+    // way out the error gives works: nothing left to do, and it verifies.
+    zoo.assert_promoted_and_signed().await;
+    let legacy = ["--signature-format", "legacy", "--attest=false"];
+    let again = zoo.run(&legacy);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("nothing to do"), "{}", text(&again));
+    let verified = zoo.verify(&["--signature-format", "legacy"]);
+    assert!(verified.status.success(), "{}", text(&verified));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitlab_profile_with_legacy_signatures() {
     let upstream = Upstream::Distribution(RegistryServer::start(Mode::Plain));
     let zoo = Zoo::of(upstream, Profile::GitLab).await;

@@ -250,11 +250,10 @@ pub async fn sign_and_replicate(
         let promotion = attest
             .as_mut()
             .and_then(|(a, promotions)| Some((&mut **a, promotions.get(index)?)));
-        let (signed_here, found) = sign_one(signer, source, subject, promotion, formats).await;
-        problems.extend(found);
-        if signed_here {
-            signed.push(subject);
-        }
+        problems.extend(sign_one(signer, source, subject, promotion, formats).await);
+        // Replicated whatever failed: what the first destination holds (a
+        // `.sig` whose bundle was refused, say) goes to the others.
+        signed.push(subject);
     }
     // Per digest: read what the first destination holds once, write it to
     // every other destination. REPLICATE_DIGESTS digests at a time, each to
@@ -267,15 +266,14 @@ pub async fn sign_and_replicate(
 /// staging image's signatures there, then list in the tag-schema index, in
 /// one push, every referrer of those three the registry did not index
 /// itself: a registry that refuses to rewrite that tag (Harbor's and ECR's
-/// immutable tags) is asked to write it once. Returns whether the digest
-/// is signed there (and so is replicated), and the problems.
+/// immutable tags) is asked to write it once. Returns the problems.
 async fn sign_one(
     signer: &mut Signer,
     source: &Place,
     subject: &Subject,
     attest: Option<(&mut Attestations, &Promotion)>,
     formats: Formats,
-) -> (bool, Vec<String>) {
+) -> Vec<String> {
     let first = &subject.destinations[0];
     let digest = &subject.digest;
     let counts = signer.counts.clone();
@@ -326,7 +324,7 @@ async fn sign_one(
             "listing the signatures and attestations of {first}@{digest} failed: {err}"
         ));
     }
-    (signed.is_ok(), problems)
+    problems
 }
 
 /// Digests replicated at once. With [`REPLICATE_MIRRORS`], up to 32

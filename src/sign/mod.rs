@@ -288,13 +288,18 @@ impl Signer {
         if self.formats.legacy {
             signed |= self.sign_legacy(subject, place).await?;
         }
+        // A refused bundle leaves the `.sig` signed (and counted).
+        let mut result = Ok(());
         if self.formats.bundle {
-            signed |= self.sign_bundle(subject, place, unlisted).await?;
+            match self.sign_bundle(subject, place, unlisted).await {
+                Ok(done) => signed |= done,
+                Err(e) => result = Err(e),
+            }
         }
         if signed {
             RequestCounts::bump(&self.counts.signed);
         }
-        Ok(signed)
+        result.map(|()| signed)
     }
 
     async fn sign_legacy(&mut self, subject: &Subject, place: &Place) -> Result<bool, Error> {

@@ -174,13 +174,55 @@ pub async fn push_referrer(
     counts: &RequestCounts,
 ) -> Result<bool, Error> {
     RequestCounts::bump(&counts.manifests_pushed);
-    reg.push_referrer(repo, referrer)
-        .await
-        .map_err(reg_err(format!(
-            "pushing {}/{repo}@{}",
-            reg.name(),
-            referrer.digest()
-        )))
+    reg.push_referrer(repo, referrer).await.map_err(|e| {
+        if is_type_refusal(&e) {
+            Error::Format(type_refusal_message(reg.name(), repo, referrer, &e))
+        } else {
+            reg_err(format!(
+                "pushing {}/{repo}@{}",
+                reg.name(),
+                referrer.digest()
+            ))(e)
+        }
+    })
+}
+
+/// True when `e` refuses a referrer for what it is: 415, or 400
+/// MANIFEST_INVALID (self-hosted Quay with `ALLOWED_OCI_ARTIFACT_TYPES`
+/// that does not list the type, oras-project/oras#738; GitLab).
+fn is_type_refusal(e: &registry::Error) -> bool {
+    let registry::Error::Status { status, body, .. } = e else {
+        return false;
+    };
+    let body = body.to_ascii_lowercase();
+    *status == 415
+        || *status == 400
+            && (body.contains("manifest_invalid") || body.contains("manifest invalid"))
+            && !is_tag_refusal(e)
+}
+
+/// What to say when `host` refused the bundle referrer `referrer`: its
+/// types, the status and the registry's message, and the two ways out.
+fn type_refusal_message(
+    host: &str,
+    repo: &RepoName,
+    referrer: &Manifest,
+    e: &registry::Error,
+) -> String {
+    let (status, message) = match e {
+        registry::Error::Status { status, body, .. } => (*status, body.as_str()),
+        _ => (0, ""),
+    };
+    format!(
+        "{host}/{repo}: the registry refused the sigstore bundle referrer {} (HTTP {status}: \
+         {message}); it may accept only the artifact types it is configured for (self-hosted \
+         Quay: FEATURE_GENERAL_OCI_SUPPORT and ALLOWED_OCI_ARTIFACT_TYPES): allow config \
+         `{}` with layer `{}` there, or sign in the legacy `.sig` format only, without \
+         attestations (`--signature-format legacy --attest=false`), which every registry takes",
+        referrer.digest(),
+        super::bundle::EMPTY_MEDIA_TYPE,
+        super::bundle::BUNDLE_MEDIA_TYPE,
+    )
 }
 
 /// True when `e` is a registry refusing to rewrite an existing tag: 412

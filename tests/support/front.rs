@@ -62,6 +62,9 @@ pub struct Options {
     pub max_patch: usize,
     /// Answer every n-th request 429 without headers (ECR), 0 for never.
     pub throttle_every: u64,
+    /// Answer the first n requests 429 without headers, whatever they are:
+    /// ECR throttles every API call, `GET /v2/` too. 0 for none.
+    pub throttle_first: u64,
     /// Keep blobs per repository: a blob is there for a repository only
     /// once it was uploaded (or mounted) into it through the front. For
     /// ferro-oci-server 1.0.0, whose blob store is global (a blob pushed to
@@ -75,6 +78,13 @@ pub struct Options {
     /// registry does to a push without write access (distribution spec,
     /// error code `DENIED`): a destination that refuses writes.
     pub refuse_writes: bool,
+    /// Accept only image manifests whose layers are all of these media
+    /// types, as self-hosted Quay does with `FEATURE_GENERAL_OCI_SUPPORT`
+    /// and `ALLOWED_OCI_ARTIFACT_TYPES` (Quay's configuration guide, "OCI
+    /// and Helm configuration fields"): anything else is refused with 400
+    /// MANIFEST_INVALID (oras-project/oras#738: "quay.io only allows
+    /// certain config media types"). `None`: every type.
+    pub allowed_layer_types: Option<&'static [&'static str]>,
 }
 
 impl Options {
@@ -87,9 +97,11 @@ impl Options {
                 usize::MAX
             },
             throttle_every: if profile == Profile::Ecr { 40 } else { 0 },
+            throttle_first: 0,
             scope_blobs: false,
             head_blob_401: false,
             refuse_writes: false,
+            allowed_layer_types: None,
         }
     }
 }
@@ -353,7 +365,7 @@ async fn before(state: &State, r: &Incoming) -> Option<Answer> {
         ));
     }
     let every = state.options.throttle_every;
-    if every > 0 && n.is_multiple_of(every) {
+    if n <= state.options.throttle_first || every > 0 && n.is_multiple_of(every) {
         // ECR: 429 and no Retry-After, no RateLimit-* headers.
         return Some(oci_error(429, "TOOMANYREQUESTS", "Rate exceeded"));
     }
@@ -516,6 +528,11 @@ async fn manifest_rule(state: &State, r: &Incoming, repo: &str, reference: &str)
         }
         return None;
     }
+    if r.method == Method::PUT
+        && let Some(refusal) = type_refusal(state, &r.body)
+    {
+        return Some(refusal);
+    }
     let immutable = matches!(state.profile, Profile::Ecr | Profile::Harbor);
     if !(immutable && r.method == Method::PUT) || reference.contains(':') {
         return None;
@@ -539,6 +556,23 @@ async fn manifest_rule(state: &State, r: &Incoming, repo: &str, reference: &str)
             ),
         ),
     })
+}
+
+/// [`Options::allowed_layer_types`]: the refusal of a manifest with a layer
+/// of another type.
+fn type_refusal(state: &State, body: &[u8]) -> Option<Answer> {
+    let allowed = state.options.allowed_layer_types?;
+    let manifest: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let refused = manifest["layers"]
+        .as_array()?
+        .iter()
+        .filter_map(|l| l["mediaType"].as_str())
+        .find(|t| !allowed.contains(t))?;
+    Some(oci_error(
+        400,
+        "MANIFEST_INVALID",
+        &format!("manifest invalid: layer media type {refused} is not allowed"),
+    ))
 }
 
 /// Send `r` upstream and bring the answer back, with upstream URLs turned

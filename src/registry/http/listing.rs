@@ -172,7 +172,10 @@ impl HttpRegistry {
             .quirks
             .max_page
             .map_or(asked, |cap| asked.min(cap));
-        let mut url = self.url(repo, &format!("tags/list?n={page_size}")).await?;
+        // The first request to a host may be its ping (`GET /v2/`), which a
+        // throttling registry answers 429 like any other (ECR): retried.
+        let first = format!("tags/list?n={page_size}");
+        let mut url = self.retrying("GET /v2/", || self.url(repo, &first)).await?;
         let mut seen = std::collections::HashSet::from([url.clone()]);
         for _ in 0..MAX_PAGES {
             // One page is one retried operation: a failure on page 40 does
