@@ -53,29 +53,12 @@ impl Moto {
             "{} is missing: run tests/support/aws/install.sh (.ci/run does)",
             server.display()
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut command = Command::new(&server);
-        command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(count) = unsigned_setup_calls {
-            command.env("INITIAL_NO_AUTH_ACTION_COUNT", count.to_string());
-        }
-        let mut child = command.spawn().expect("start moto_server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("moto_server did not listen within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // The port is free when picked, and may be taken before moto binds
+        // it (tests run in parallel): moto then exits, and is started again
+        // on another port.
+        let (child, port) = (0..3)
+            .find_map(|_| spawn_ready(&server, unsigned_setup_calls))
+            .expect("moto_server did not start on any of 3 ports");
         let endpoint = format!("http://127.0.0.1:{port}");
         let out = Command::new(venv().join("python"))
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/aws/setup.py"))
@@ -94,6 +77,54 @@ impl Moto {
             child,
         }
     }
+}
+
+/// moto on a free port, once it answers HTTP; `None` when it exited first.
+fn spawn_ready(server: &Path, unsigned_setup_calls: Option<u32>) -> Option<(Child, u16)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = Command::new(server);
+    command
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(count) = unsigned_setup_calls {
+        command.env("INITIAL_NO_AUTH_ACTION_COUNT", count.to_string());
+    }
+    let mut child = command.spawn().expect("start moto_server");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // An HTTP answer from moto itself (its dashboard, not an AWS action
+    // that `INITIAL_NO_AUTH_ACTION_COUNT` counts), not a connection that
+    // another test's listener on the same port accepted.
+    while !answers_http(port) {
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("moto_server did not answer within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some((child, port))
+}
+
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut head = [0u8; 12];
+    stream
+        .write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && head.starts_with(b"HTTP/1.")
 }
 
 impl Drop for Moto {
