@@ -474,10 +474,17 @@ pub struct SigningArgs {
     #[arg(long, value_name = "URL")]
     pub rekor_url: Option<String>,
 
-    /// A Sigstore signing config (v0.2) that selects the Fulcio and Rekor
-    /// URLs; `--fulcio-url` and `--rekor-url` override it (docs/signing.md).
+    /// A Sigstore signing config (v0.2) that selects the Fulcio, Rekor and
+    /// timestamp authority URLs; `--fulcio-url`, `--rekor-url` and
+    /// `--timestamp-server-url` override it (docs/signing.md).
     #[arg(long, value_name = "FILE")]
     pub signing_config: Option<PathBuf>,
+
+    /// An RFC 3161 timestamp authority that timestamps each bundle's
+    /// signature, e.g. https://timestamp.sigstore.dev/api/v1/timestamp.
+    /// Default: the one `--signing-config` selects, else none.
+    #[arg(long, value_name = "URL")]
+    pub timestamp_server_url: Option<String>,
 
     /// The sigstore `trusted_root.json` to check Rekor's answers against.
     /// Default: the public instance's.

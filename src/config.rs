@@ -330,6 +330,9 @@ pub struct SignPlan {
     pub attest: bool,
     /// `--signature-identity-prefix`.
     pub signature_identity_prefix: Option<String>,
+    /// The RFC 3161 timestamp authority bundles are timestamped by:
+    /// `--timestamp-server-url`, else the signing config's.
+    pub tsa_url: Option<String>,
 }
 
 impl SignPlan {
@@ -351,9 +354,14 @@ impl SignPlan {
             }
             None => signing_config::Selected::default(),
         };
-        for tsa in &config.unused_tsas {
+        let tsa_url = args
+            .timestamp_server_url
+            .clone()
+            .or_else(|| config.tsas.first().cloned());
+        for tsa in config.tsas.iter().skip(1) {
             tracing::warn!(
-                "the signing config selects the timestamp authority {tsa}; the promoter does not request RFC 3161 timestamps yet (the signing time is Rekor's integrated time)"
+                "the signing config selects the timestamp authority {tsa} too; the promoter asks one, {}",
+                tsa_url.as_deref().unwrap_or_default()
             );
         }
         let identity = match identity(args, config.fulcio.as_deref()) {
@@ -376,6 +384,7 @@ impl SignPlan {
             formats: Formats::from(args.signature_format),
             attest: args.attest,
             signature_identity_prefix: args.signature_identity_prefix.clone(),
+            tsa_url,
         })
     }
 }

@@ -293,16 +293,33 @@ impl Policy {
     where
         B: Fn() -> reqwest::RequestBuilder,
     {
+        let (status, body) = self.send_bytes(what, build).await?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// [`Policy::send_text`] for a binary answer (an RFC 3161 timestamp).
+    ///
+    /// # Errors
+    ///
+    /// As [`Policy::send_text`].
+    pub async fn send_bytes<B>(
+        &self,
+        what: &str,
+        build: B,
+    ) -> Result<(reqwest::StatusCode, bytes::Bytes), HttpFailure>
+    where
+        B: Fn() -> reqwest::RequestBuilder,
+    {
         let attempt = || async {
             let response = build().send().await.map_err(HttpFailure::Transport)?;
             let status = response.status();
             let class = Class::of_status(status.as_u16(), response.headers());
-            let body = response.text().await.map_err(HttpFailure::Transport)?;
+            let body = response.bytes().await.map_err(HttpFailure::Transport)?;
             match class {
                 Class::Permanent => Ok((status, body)),
                 class => Err(HttpFailure::Status {
                     status,
-                    body,
+                    body: String::from_utf8_lossy(&body).into_owned(),
                     class,
                 }),
             }

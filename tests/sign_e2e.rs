@@ -589,9 +589,10 @@ async fn staging_signatures_are_checked_before_the_image_is_promoted() {
 
 /// A signing config in place of `--fulcio-url` and `--rekor-url`: the run
 /// signs with the Fulcio and the Rekor v1 log it selects (a Rekor v2 log,
-/// a retired log and a not-yet-valid CA are passed over), says that it asks
-/// no timestamp authority, and a malformed config stops the run naming the
-/// file and the field.
+/// a retired log and a not-yet-valid CA are passed over), timestamps each
+/// bundle at the timestamp authority it selects (a retired one is passed
+/// over), and a malformed config stops the run naming the file and the
+/// field.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signing_config_selects_fulcio_and_rekor() {
     let world = World::new(&[]).await;
@@ -618,22 +619,52 @@ async fn a_signing_config_selects_fulcio_and_rekor() {
             service(&world.sigstore.url, 1, "2023-01-01T00:00:00Z", None),
         ],
         "rekorTlogConfig": { "selector": "ANY" },
-        "tsaUrls": [service(&format!("{nowhere}/api/v1/timestamp"), 1, "2023-01-01T00:00:00Z", None)],
+        "tsaUrls": [
+            service(&format!("{nowhere}/api/v1/timestamp"), 1, "2020-01-01T00:00:00Z", Some("2022-01-01T00:00:00Z")),
+            service(&format!("{}/api/v1/timestamp", world.sigstore.url), 1, "2023-01-01T00:00:00Z", None),
+        ],
         "tsaConfig": { "selector": "ANY" },
     });
     let path = dir.path().join("signing_config.json");
     std::fs::write(&path, config.to_string()).unwrap();
     let out = world.run_with_signing_config(&path);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("does not request RFC 3161 timestamps"),
-        "{}",
-        text(&out)
-    );
     let stats = world.sigstore.stats();
     assert_eq!(stats.fulcio, 1, "{stats:?}");
     assert!(stats.hashedrekord > 0, "{stats:?}");
     assert_eq!(world.signed_everywhere().await, vec![true; 6]);
+    // One timestamp per bundle made (a signature and two attestations per
+    // digest), carried by every copy, and checked by sigstore-python and by
+    // `verify` against the trusted root's timestamp authority.
+    assert_eq!(stats.tsa, stats.dsse, "{stats:?}");
+    assert!(stats.tsa >= 3, "{stats:?}");
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (reg, repo, digest)) in world.places().into_iter().enumerate() {
+        let bundle = bundle_of(reg.as_ref(), &repo, &digest, SIGN_PREDICATE).await;
+        let value: serde_json::Value = serde_json::from_slice(&bundle).unwrap();
+        let timestamps = &value["verificationMaterial"]["timestampVerificationData"];
+        assert_eq!(
+            timestamps["rfc3161Timestamps"].as_array().map(Vec::len),
+            Some(1),
+            "{value}"
+        );
+        let path = dir.path().join(format!("bundle-{i}.json"));
+        std::fs::write(&path, &bundle).unwrap();
+        let out = sigstore_python(&world, &path, &digest, IDENTITY, ISSUER);
+        assert!(
+            out.status.success(),
+            "sigstore-python rejected {repo}: {}",
+            text(&out)
+        );
+    }
+    let verified = world.verify(&[
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        "--attestations",
+    ]);
+    assert!(verified.status.success(), "{}", text(&verified));
 
     // Only a Rekor v2 log: refused before anything is copied.
     let mut v2_only = config.clone();

@@ -58,6 +58,8 @@ pub const PASS_THROUGH: &[(&str, For)] = &[
     ("identity-token-file", For::Run),
     ("fulcio-url", For::Run),
     ("rekor-url", For::Run),
+    ("signing-config", For::Run),
+    ("timestamp-server-url", For::Run),
     ("signature-identity-prefix", For::Run),
     ("trusted-root", For::Both),
     ("signature-format", For::Both),

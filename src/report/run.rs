@@ -107,6 +107,8 @@ pub struct SigningTotals {
     pub fulcio: u64,
     /// Entries submitted to Rekor.
     pub rekor: u64,
+    /// RFC 3161 timestamps asked of the timestamp authority.
+    pub timestamps: u64,
     /// Digests signed on their first destination.
     pub signed: u64,
     /// Attestations written on a first destination.
@@ -124,7 +126,7 @@ pub struct SigningTotals {
 impl From<&RequestCounts> for SigningTotals {
     fn from(c: &RequestCounts) -> SigningTotals {
         crate::counter::snapshot!(c => SigningTotals {
-            fulcio, rekor, signed, attested, replicated, manifests_pushed, blobs_pushed, reads,
+            fulcio, rekor, timestamps, signed, attested, replicated, manifests_pushed, blobs_pushed, reads,
         })
     }
 }

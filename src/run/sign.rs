@@ -129,7 +129,8 @@ async fn sign_work(
         trust,
         signing.formats,
         optional,
-    )?;
+    )?
+    .with_timestamps(signing.tsa_url.clone());
     let counts = signer.counts.clone();
     let Work {
         subjects,

@@ -68,12 +68,14 @@ pub fn envelope(payload: &[u8], signature: &[u8]) -> String {
 
 /// The bundle JSON. `cert_der` is the leaf (None when signed with a key, then
 /// `key_hint` names the key); `entry` is the Rekor dsse entry (None without
-/// a log).
+/// a log); `timestamps` are DER RFC 3161 `TimeStampResp`s over the
+/// envelope's signature.
 pub fn bundle(
     envelope: &str,
     cert_der: Option<&[u8]>,
     key_hint: &str,
     entry: Option<&LogEntry>,
+    timestamps: &[Vec<u8>],
 ) -> Result<Vec<u8>, Error> {
     let envelope: serde_json::Value =
         serde_json::from_str(envelope).map_err(|e| Error::Format(e.to_string()))?;
@@ -117,6 +119,16 @@ pub fn bundle(
         }));
     }
     material.insert("tlogEntries".into(), json!(entries));
+    if !timestamps.is_empty() {
+        let signed: Vec<_> = timestamps
+            .iter()
+            .map(|t| json!({"signedTimestamp": b64(t)}))
+            .collect();
+        material.insert(
+            "timestampVerificationData".into(),
+            json!({"rfc3161Timestamps": signed}),
+        );
+    }
     Ok(json!({
         "mediaType": BUNDLE_MEDIA_TYPE,
         "verificationMaterial": material,

@@ -24,6 +24,7 @@ pub mod replicate;
 pub mod signing_config;
 pub mod store;
 pub mod trust;
+pub mod tsa;
 pub mod verifier;
 pub mod verify;
 
@@ -130,6 +131,8 @@ pub struct Signer {
     /// The ephemeral key (keyless) or the given one.
     key: Key,
     rekor_url: Option<String>,
+    /// The timestamp authority each bundle's signature is timestamped by.
+    tsa_url: Option<String>,
     trust: TrustedRoot,
     formats: Formats,
     optional: BTreeMap<String, String>,
@@ -214,12 +217,20 @@ impl Signer {
             keyless,
             key,
             rekor_url,
+            tsa_url: None,
             trust,
             formats,
             optional,
             cert: None,
             counts: Arc::new(RequestCounts::default()),
         })
+    }
+
+    /// Timestamp every bundle's signature at the RFC 3161 authority `url`
+    /// (the legacy `.sig` keeps its Rekor bundle only).
+    pub fn with_timestamps(mut self, url: Option<String>) -> Signer {
+        self.tsa_url = url;
+        self
     }
 
     /// The trusted root the signer checks Rekor against.
@@ -458,12 +469,20 @@ impl Signer {
             Some((leaf, _, _)) => self.log(rekor::dsse(&envelope, leaf)).await?,
             None => None,
         };
+        let timestamps = match &self.tsa_url {
+            Some(url) => {
+                RequestCounts::bump(&self.counts.timestamps);
+                vec![tsa::timestamp(&self.client, url, &signature).await?]
+            }
+            None => Vec::new(),
+        };
         let hint = crypto::sha256_hex(&self.signing_key().public_der());
         let bundle_bytes = bundle::bundle(
             &envelope,
             cert.as_ref().map(|c| c.2.as_slice()),
             &hint,
             entry.as_ref(),
+            &timestamps,
         )?;
         let created = bundle::rfc3339(now());
         let referrer = bundle::referrer(

@@ -4,8 +4,8 @@
 //! signer, as protobuf-specs' `SigningConfig` says to select them:
 //!
 //! - only services within their `validFor` window now, of an API version
-//!   this signer speaks (Fulcio v1, Rekor v1; Rekor v2 and RFC 3161
-//!   timestamp authorities are not spoken yet);
+//!   this signer speaks (Fulcio v1, Rekor v1, timestamp authorities v1;
+//!   Rekor v2 is not spoken yet);
 //! - Fulcio: one, the highest version, then the newest `validFor.start`;
 //! - Rekor: at most one per `operator` (its highest version, then newest),
 //!   then as many as `rekorTlogConfig.selector` asks (`ANY`: one, `ALL`:
@@ -31,9 +31,9 @@ pub struct Selected {
     pub fulcio: Option<String>,
     /// The Rekor v1 log's base URL, when the config lists logs.
     pub rekor: Option<String>,
-    /// The timestamp authorities the config selects, which this signer does
-    /// not ask (it has no RFC 3161 client yet); a run says so.
-    pub unused_tsas: Vec<String>,
+    /// The timestamp authorities the config selects (`tsaConfig`); the
+    /// signer asks the first, and a run names the others.
+    pub tsas: Vec<String>,
 }
 
 /// The services a flag names already (`--fulcio-url`, `--rekor-url`): the
@@ -73,7 +73,7 @@ pub fn select(text: &str, now: jiff::Timestamp, given: Given) -> Result<Selected
             true => None,
             false => rekor(&config.rekor_tlog_urls, &config.rekor_tlog_config, now)?,
         },
-        unused_tsas: tsas(&config.tsa_urls, &config.tsa_config, now)?,
+        tsas: tsas(&config.tsa_urls, &config.tsa_config, now)?,
     })
 }
 
@@ -191,7 +191,8 @@ fn tsas(
         return Ok(Vec::new());
     }
     let chosen = per_operator(&current(tsas, now));
-    // Not used: a selector this signer could not follow is no reason to stop.
+    // A selector this signer cannot follow (more than one) is no reason to
+    // stop: it asks the first.
     let n = wanted("tsaConfig", config, chosen.len()).unwrap_or(chosen.len());
     Ok(chosen[..n].iter().map(|s| s.url.clone()).collect())
 }
@@ -267,7 +268,7 @@ mod tests {
         assert_eq!(selected.fulcio.as_deref(), Some("https://fulcio"));
         assert_eq!(selected.rekor.as_deref(), Some("https://rekor"));
         assert_eq!(
-            selected.unused_tsas,
+            selected.tsas,
             vec!["https://tsa/api/v1/timestamp".to_owned()]
         );
         // A flag wins, and the config's choice is not even checked.

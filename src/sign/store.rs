@@ -31,6 +31,8 @@ pub struct RequestCounts {
     pub fulcio: AtomicU64,
     /// Entries submitted to Rekor.
     pub rekor: AtomicU64,
+    /// RFC 3161 timestamps asked of the timestamp authority.
+    pub timestamps: AtomicU64,
     /// Digests signed (legacy and/or bundle) on their first destination.
     pub signed: AtomicU64,
     /// Attestations (in-toto statements) written on a first destination.

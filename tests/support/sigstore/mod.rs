@@ -83,6 +83,8 @@ pub struct Stats {
     pub dsse: u64,
     /// Token requests.
     pub oidc: u64,
+    /// RFC 3161 timestamps issued.
+    pub tsa: u64,
 }
 
 impl SigstoreServer {
@@ -156,6 +158,7 @@ impl SigstoreServer {
             hashedrekord: n("rekor_hashedrekord"),
             dsse: n("rekor_dsse"),
             oidc: n("oidc"),
+            tsa: n("tsa"),
         }
     }
 

@@ -2,6 +2,8 @@
 //
 //   POST /api/v2/signingCert   Fulcio (@sigstore/mock's CA + CT log)
 //   POST /api/v1/log/entries   Rekor v1 (@sigstore/mock's log)
+//   POST /api/v1/timestamp     an RFC 3161 timestamp authority (@sigstore/mock's
+//                              TSA, JSON requests as sigstore/timestamp-authority takes)
 //   GET  /oidc/token           a GitHub-Actions-shaped ID token endpoint
 //   GET  /stats                request counts per kind, as JSON
 //
@@ -36,7 +38,7 @@ const { generateKeyPair } = require('@sigstore/mock/dist/util/key');
 const ISSUER = 'https://token.actions.githubusercontent.com';
 const REQUEST_TOKEN = 'test-request-token';
 
-const stats = { fulcio: 0, rekor: 0, rekor_hashedrekord: 0, rekor_dsse: 0, oidc: 0, rejected: 0 };
+const stats = { fulcio: 0, rekor: 0, rekor_hashedrekord: 0, rekor_dsse: 0, oidc: 0, rejected: 0, tsa: 0 };
 
 function pemOf(der, label) {
   const b64 = Buffer.from(der).toString('base64');
@@ -125,6 +127,13 @@ async function main() {
   const caKeys = generateKeyPair('prime256v1');
   const ctKeys = generateKeyPair('prime256v1');
   const tlogKeys = generateKeyPair('prime256v1');
+  const tsaKeys = generateKeyPair('prime256v1');
+  const tsa = await mock.initializeTSA(tsaKeys);
+  // Whole seconds: pkijs writes milliseconds into TSTInfo's genTime when
+  // there are any, which RFC 3161 allows and sigstore-verify 0.15 cannot
+  // read (`der`'s GeneralizedTime), see docs/signing.md.
+  tsa.getCurrentTime = () => new Date(Math.floor(Date.now() / 1000) * 1000);
+  const timestamp = mock.tsaHandler(tsa);
   const ctlog = await mock.initializeCTLog(ctKeys);
   const ca = await mock.initializeCA(caKeys, ctlog);
   const fulcio = mock.fulcioHandler(ca, { subjectClaim: 'promoter_san' });
@@ -159,7 +168,12 @@ async function main() {
       publicKey: { rawBytes: ctDer.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } },
       logId: { keyId: keyId(ctDer) },
     }],
-    timestampAuthorities: [],
+    timestampAuthorities: [{
+      subject: { organization: 'sigstore.mock', commonName: 'tsa' },
+      uri: base + '/api/v1/timestamp',
+      certChain: { certificates: [tsa.intCertificate, tsa.rootCertificate].map((c) => ({ rawBytes: Buffer.from(c).toString('base64') })) },
+      validFor: { start },
+    }],
   };
   const service = (url) => [{ url, majorApiVersion: 1, validFor: { start }, operator: 'promoter-test' }];
   const trustConfig = {
@@ -233,6 +247,11 @@ async function main() {
         request.credentials = { oidcIdentityToken: unsigned };
         const out = await fulcio.fn(JSON.stringify(request));
         return send(res, out.statusCode, out.response, out.contentType);
+      }
+      if (req.method === 'POST' && url.pathname === '/api/v1/timestamp') {
+        stats.tsa++;
+        const out = await timestamp.fn(await readBody(req));
+        return send(res, out.statusCode, Buffer.from(out.response), out.contentType);
       }
       if (req.method === 'POST' && url.pathname === '/api/v1/log/entries') {
         stats.rekor++;
