@@ -246,20 +246,19 @@ pub async fn sign_and_replicate(
     let mut problems = Vec::new();
     // Signing is sequential (one key, one certificate, cheap per digest);
     // replication, the bulk of the requests, runs concurrently below.
-    let mut signed = Vec::with_capacity(subjects.len());
     for (index, (source, subject)) in subjects.iter().enumerate() {
         let promotion = attest
             .as_mut()
             .and_then(|(a, promotions)| Some((&mut **a, promotions.get(index)?)));
         problems.extend(sign_one(signer, source, subject, promotion, formats).await);
-        // Replicated whatever failed: what the first destination holds (a
-        // `.sig` whose bundle was refused, say) goes to the others.
-        signed.push(subject);
     }
     // Per digest: read what the first destination holds once, write it to
     // every other destination. REPLICATE_DIGESTS digests at a time, each to
-    // REPLICATE_MIRRORS mirrors at a time.
-    problems.extend(replicate_all(signed, formats, &counts).await);
+    // REPLICATE_MIRRORS mirrors at a time. Every digest, whatever its
+    // signing did: what the first destination holds (a `.sig` whose bundle
+    // was refused, say) goes to the others.
+    let all = subjects.iter().map(|(_, subject)| subject);
+    problems.extend(replicate_all(all, formats, &counts).await);
     problems
 }
 
