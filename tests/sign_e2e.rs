@@ -140,14 +140,7 @@ async fn keyless_sign_replicate_and_verify_three_ways() {
     let dir = tempfile::tempdir().unwrap();
     for (i, (reg, repo, digest)) in world.places().into_iter().enumerate() {
         let bundle = bundle_of(reg.as_ref(), &repo, &digest, SIGN_PREDICATE).await;
-        let path = dir.path().join(format!("bundle-{i}.json"));
-        std::fs::write(&path, &bundle).unwrap();
-        let out = sigstore_python(&world, &path, &digest, IDENTITY, ISSUER);
-        assert!(
-            out.status.success(),
-            "sigstore-python rejected {repo}: {}",
-            text(&out)
-        );
+        let path = python_accepts(&world, dir.path(), i, &repo, &digest, &bundle);
         if i > 0 {
             continue;
         }
@@ -587,6 +580,27 @@ async fn staging_signatures_are_checked_before_the_image_is_promoted() {
     }
 }
 
+/// Writes `bundle` (the `i`-th, of `repo@digest`) into `dir` and asserts
+/// that sigstore-python accepts it for the run's identity; its path.
+fn python_accepts(
+    world: &World,
+    dir: &std::path::Path,
+    i: usize,
+    repo: &RepoName,
+    digest: &Digest,
+    bundle: &[u8],
+) -> std::path::PathBuf {
+    let path = dir.join(format!("bundle-{i}.json"));
+    std::fs::write(&path, bundle).unwrap();
+    let out = sigstore_python(world, &path, digest, IDENTITY, ISSUER);
+    assert!(
+        out.status.success(),
+        "sigstore-python rejected {repo}: {}",
+        text(&out)
+    );
+    path
+}
+
 /// A signing config in place of `--fulcio-url` and `--rekor-url`: the run
 /// signs with the Fulcio and the Rekor v1 log it selects (a Rekor v2 log,
 /// a retired log and a not-yet-valid CA are passed over), timestamps each
@@ -648,14 +662,7 @@ async fn a_signing_config_selects_fulcio_and_rekor() {
             Some(1),
             "{value}"
         );
-        let path = dir.path().join(format!("bundle-{i}.json"));
-        std::fs::write(&path, &bundle).unwrap();
-        let out = sigstore_python(&world, &path, &digest, IDENTITY, ISSUER);
-        assert!(
-            out.status.success(),
-            "sigstore-python rejected {repo}: {}",
-            text(&out)
-        );
+        python_accepts(&world, dir.path(), i, &repo, &digest, &bundle);
     }
     let verified = world.verify(&[
         "--certificate-identity",

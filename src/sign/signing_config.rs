@@ -190,7 +190,12 @@ fn tsas(
     if tsas.is_empty() {
         return Ok(Vec::new());
     }
-    let chosen = per_operator(&current(tsas, now));
+    // Version 1 only: the only timestamp API this signer speaks.
+    let spoken: Vec<_> = current(tsas, now)
+        .into_iter()
+        .filter(|s| s.major_api_version == 1)
+        .collect();
+    let chosen = per_operator(&spoken);
     // A selector this signer cannot follow (more than one) is no reason to
     // stop: it asks the first.
     let n = wanted("tsaConfig", config, chosen.len()).unwrap_or(chosen.len());
@@ -247,7 +252,10 @@ mod tests {
             ],
             "rekorTlogUrls": rekor,
             "rekorTlogConfig": selector,
-            "tsaUrls": [service("https://tsa/api/v1/timestamp", 1, "2025-01-01T00:00:00Z", None, "a")],
+            "tsaUrls": [
+                service("https://tsa-v2/api/v2/timestamp", 2, "2025-06-01T00:00:00Z", None, "a"),
+                service("https://tsa/api/v1/timestamp", 1, "2025-01-01T00:00:00Z", None, "a"),
+            ],
             "tsaConfig": {"selector": "ANY"},
         })
         .to_string()
