@@ -468,15 +468,17 @@ pub struct SigningArgs {
     #[arg(long, value_name = "URL")]
     pub fulcio_url: Option<String>,
 
-    /// Rekor's URL. Default: the one `--signing-config` selects, else the
-    /// public instance, https://rekor.sigstore.dev (keyless), none (with
+    /// A Rekor v1 log's URL. Default: the one `--signing-config` selects
+    /// (v1, or v2 with `--signature-format bundle`), else the public
+    /// instance, https://rekor.sigstore.dev (keyless), none (with
     /// `--signing-key`).
     #[arg(long, value_name = "URL")]
     pub rekor_url: Option<String>,
 
-    /// A Sigstore signing config (v0.2) that selects the Fulcio, Rekor and
-    /// timestamp authority URLs; `--fulcio-url`, `--rekor-url` and
-    /// `--timestamp-server-url` override it (docs/signing.md).
+    /// A Sigstore signing config (v0.2) that selects the Fulcio, Rekor (v1,
+    /// or v2 for bundles only) and timestamp authority URLs; `--fulcio-url`,
+    /// `--rekor-url` and `--timestamp-server-url` override it
+    /// (docs/signing.md).
     #[arg(long, value_name = "FILE")]
     pub signing_config: Option<PathBuf>,
 

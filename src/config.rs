@@ -321,9 +321,10 @@ impl Signing {
 /// How a run signs and attests what it promoted.
 pub struct SignPlan {
     pub identity: Signing,
-    /// Rekor's URL: the public one when keyless, none with a key unless
-    /// `--rekor-url` names one.
-    pub rekor_url: Option<String>,
+    /// The Rekor log: `--rekor-url` (v1), else the signing config's (v1 or
+    /// v2), else the public one when keyless; none with a key unless one of
+    /// the first two names one.
+    pub rekor: Option<rekor::Log>,
     pub trust: Trust,
     pub formats: Formats,
     /// `--attest`.
@@ -349,6 +350,8 @@ impl SignPlan {
                 let given = signing_config::Given {
                     fulcio: args.fulcio_url.is_some(),
                     rekor: args.rekor_url.is_some(),
+                    tsa: args.timestamp_server_url.is_some(),
+                    legacy: Formats::from(args.signature_format).legacy,
                 };
                 signing_config::load(path, given).map_err(anyhow::Error::msg)?
             }
@@ -370,16 +373,17 @@ impl SignPlan {
             Ok(None) => Signing::Unavailable,
             Err(message) => Signing::Broken(message),
         };
-        let rekor_url = match (&identity, args.rekor_url.as_ref().or(config.rekor.as_ref())) {
-            (_, Some(url)) => Some(url.clone()),
+        let flag = args.rekor_url.as_ref().map(rekor::Log::v1);
+        let rekor = match (&identity, flag.or(config.rekor)) {
+            (_, Some(log)) => Some(log),
             (Signing::Ready(Identity::Keyless { .. }), None) => {
-                Some(rekor::PUBLIC_REKOR.to_owned())
+                Some(rekor::Log::v1(rekor::PUBLIC_REKOR))
             }
             _ => None,
         };
         Ok(SignPlan {
             identity,
-            rekor_url,
+            rekor,
             trust: None,
             formats: Formats::from(args.signature_format),
             attest: args.attest,

@@ -169,7 +169,7 @@ async fn sign_and_replicate_many_digests_to_many_mirrors() {
                 source: TokenSource::File(token_file.path().to_path_buf()),
                 fulcio_url: sigstore.url.clone(),
             },
-            Some(sigstore.url.clone()),
+            Some(promoter::sign::rekor::Log::v1(sigstore.url.clone())),
             TrustedRoot::load(Some(&sigstore.trusted_root())).unwrap(),
             formats,
             BTreeMap::new(),

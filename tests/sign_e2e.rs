@@ -641,7 +641,7 @@ async fn a_signing_config_selects_fulcio_and_rekor() {
     });
     let path = dir.path().join("signing_config.json");
     std::fs::write(&path, config.to_string()).unwrap();
-    let out = world.run_with_signing_config(&path);
+    let out = world.run_with_signing_config(&path, &[]);
     assert!(out.status.success(), "{}", text(&out));
     let stats = world.sigstore.stats();
     assert_eq!(stats.fulcio, 1, "{stats:?}");
@@ -678,11 +678,11 @@ async fn a_signing_config_selects_fulcio_and_rekor() {
     v2_only["rekorTlogUrls"] =
         serde_json::json!([service(nowhere, 2, "2025-01-01T00:00:00Z", None)]);
     std::fs::write(&path, v2_only.to_string()).unwrap();
-    let out = world.run_with_signing_config(&path);
+    let out = world.run_with_signing_config(&path, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     for want in [
         path.to_str().unwrap(),
-        "rekorTlogUrls: Rekor v2 URL http://127.0.0.1:9 selected; Rekor v2 is not supported yet: pass --rekor-url for a v1 log",
+        "rekorTlogUrls: only the Rekor v2 log http://127.0.0.1:9 is valid now, and the legacy `.sig` format carries Rekor v1 entries only: pass --signature-format bundle, or --rekor-url for a v1 log",
     ] {
         assert!(text(&out).contains(want), "want {want:?}: {}", text(&out));
     }
@@ -693,9 +693,124 @@ async fn a_signing_config_selects_fulcio_and_rekor() {
             "caUrls": [{"majorApiVersion": 1, "validFor": {"start": "2023-01-01T00:00:00Z"}}]}"#,
     )
     .unwrap();
-    let out = world.run_with_signing_config(&path);
+    let out = world.run_with_signing_config(&path, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     for want in [path.to_str().unwrap(), "missing field `url`"] {
         assert!(text(&out).contains(want), "want {want:?}: {}", text(&out));
+    }
+}
+
+/// The signing config of a Rekor v2 world: this server's Fulcio, its Rekor
+/// v1 and v2 logs (one operator), and its timestamp authority.
+fn v2_signing_config(world: &World) -> serde_json::Value {
+    let service = |url: String, version: u32| {
+        serde_json::json!({
+            "url": url, "majorApiVersion": version,
+            "validFor": {"start": "2023-01-01T00:00:00Z"}, "operator": "test",
+        })
+    };
+    let base = &world.sigstore.url;
+    serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+        "caUrls": [service(base.clone(), 1)],
+        "rekorTlogUrls": [service(base.clone(), 1), service(base.clone(), 2)],
+        "rekorTlogConfig": {"selector": "ANY"},
+        "tsaUrls": [service(format!("{base}/api/v1/timestamp"), 1)],
+        "tsaConfig": {"selector": "ANY"},
+    })
+}
+
+/// With bundles only, a signing config that lists a Rekor v2 log beside a
+/// v1 one of the same operator selects v2, as protobuf-specs says (the
+/// highest version spoken). Every bundle (signature and attestations)
+/// carries a `hashedrekord` v0.0.2 entry with an inclusion proof and
+/// checkpoint and no SET, plus an RFC 3161 timestamp; sigstore-python,
+/// sigstore-js and `verify --attestations` accept them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rekor_v2_log_signs_bundles_that_three_verifiers_accept() {
+    let world = World::new(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signing_config.json");
+    std::fs::write(&path, v2_signing_config(&world).to_string()).unwrap();
+    let out = world.run_with_signing_config(&path, &["--signature-format", "bundle"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stats = world.sigstore.stats();
+    assert_eq!(stats.rekor, 0, "no Rekor v1 entry: {stats:?}");
+    // A signature and two attestations per digest, each logged and
+    // timestamped once.
+    assert_eq!(stats.rekor_v2, 6, "{stats:?}");
+    assert_eq!(stats.tsa, stats.rekor_v2, "{stats:?}");
+    let root = world.sigstore.trusted_root();
+    for (i, (reg, repo, digest)) in world.places().into_iter().enumerate() {
+        let bundle = bundle_of(reg.as_ref(), &repo, &digest, SIGN_PREDICATE).await;
+        let value: serde_json::Value = serde_json::from_slice(&bundle).unwrap();
+        let material = &value["verificationMaterial"];
+        let entries = material["tlogEntries"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{value}");
+        assert_eq!(
+            entries[0]["kindVersion"],
+            serde_json::json!({"kind": "hashedrekord", "version": "0.0.2"})
+        );
+        assert!(entries[0].get("inclusionPromise").is_none(), "{value}");
+        assert!(entries[0]["inclusionProof"]["checkpoint"]["envelope"].is_string());
+        let timestamps = &material["timestampVerificationData"]["rfc3161Timestamps"];
+        assert_eq!(timestamps.as_array().map(Vec::len), Some(1), "{value}");
+        let path = python_accepts(&world, dir.path(), i, &repo, &digest, &bundle);
+        let js = sigstore::sigstore_js(&root, &path, IDENTITY, ISSUER, None);
+        assert!(
+            js.status.success(),
+            "sigstore-js rejected {repo}: {}",
+            text(&js)
+        );
+    }
+    let verified = world.verify(&[
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        "--signature-format",
+        "bundle",
+        "--attestations",
+    ]);
+    assert!(verified.status.success(), "{}", text(&verified));
+}
+
+/// What a Rekor v2 log cannot give is refused before anything is written:
+/// with the legacy `.sig` asked for, a v2-only config stops the run (exit
+/// 2); with no timestamp authority, too; and a v2 log whose checkpoint is
+/// signed by a key the trusted root does not list fails each digest's
+/// signing (exit 1), with no bundle stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rekor_v2_log_is_refused_where_its_entries_would_not_verify() {
+    let world = World::new(&[("REKOR_V2_ROGUE", "1")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signing_config.json");
+    let mut config = v2_signing_config(&world);
+    config["rekorTlogUrls"] = serde_json::json!([config["rekorTlogUrls"][1]]);
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = world.run_with_signing_config(&path, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let want =
+        "the legacy `.sig` format carries Rekor v1 entries only: pass --signature-format bundle";
+    assert!(text(&out).contains(want), "{}", text(&out));
+
+    let mut no_tsa = config.clone();
+    no_tsa["tsaUrls"] = serde_json::json!([]);
+    std::fs::write(&path, no_tsa.to_string()).unwrap();
+    let out = world.run_with_signing_config(&path, &["--signature-format", "bundle"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let want = "whose entries carry no signing time, and tsaUrls selects no timestamp authority";
+    assert!(text(&out).contains(want), "{}", text(&out));
+    assert_eq!(world.sigstore.stats().rekor_v2, 0);
+
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = world.run_with_signing_config(&path, &["--signature-format", "bundle"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let want = "the bundle with the Rekor v2 entry does not verify: the log checkpoint does not verify [checkpoint check]";
+    assert!(text(&out).contains(want), "{}", text(&out));
+    assert!(world.sigstore.stats().rekor_v2 > 0);
+    for (reg, repo, digest) in world.places() {
+        let referrers = reg.list_referrers(&repo, &digest).await.unwrap_or_default();
+        assert!(referrers.is_empty(), "{repo}: {referrers:?}");
     }
 }

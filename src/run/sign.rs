@@ -125,7 +125,7 @@ async fn sign_work(
     }
     let mut signer = Signer::new(
         identity,
-        signing.rekor_url.clone(),
+        signing.rekor.clone(),
         trust,
         signing.formats,
         optional,

@@ -74,7 +74,7 @@ pub fn bundle(
     envelope: &str,
     cert_der: Option<&[u8]>,
     key_hint: &str,
-    entry: Option<&LogEntry>,
+    entry: Option<&Logged>,
     timestamps: &[Vec<u8>],
 ) -> Result<Vec<u8>, Error> {
     let envelope: serde_json::Value =
@@ -89,34 +89,10 @@ pub fn bundle(
         }
     }
     let mut entries = Vec::new();
-    if let Some(e) = entry {
-        let proof = e.verification.inclusion_proof.as_ref().ok_or_else(|| {
-            Error::Rekor("the log returned no inclusion proof for a dsse entry".into())
-        })?;
-        let hashes: Result<Vec<String>, Error> = proof
-            .hashes
-            .iter()
-            .map(|h| {
-                hex::decode(h)
-                    .map(b64)
-                    .map_err(|e| Error::Format(e.to_string()))
-            })
-            .collect();
-        entries.push(json!({
-            "logIndex": e.log_index.to_string(),
-            "logId": {"keyId": b64(hex::decode(&e.log_id).map_err(|e| Error::Format(e.to_string()))?)},
-            "kindVersion": {"kind": "dsse", "version": "0.0.1"},
-            "integratedTime": e.integrated_time.to_string(),
-            "inclusionPromise": {"signedEntryTimestamp": e.verification.signed_entry_timestamp},
-            "inclusionProof": {
-                "logIndex": proof.log_index.to_string(),
-                "rootHash": b64(hex::decode(&proof.root_hash).map_err(|e| Error::Format(e.to_string()))?),
-                "treeSize": proof.tree_size.to_string(),
-                "hashes": hashes?,
-                "checkpoint": {"envelope": proof.checkpoint},
-            },
-            "canonicalizedBody": e.body,
-        }));
+    match entry {
+        Some(Logged::V1(e)) => entries.push(v1_entry(e)?),
+        Some(Logged::V2(e)) => entries.push(e.clone()),
+        None => {}
     }
     material.insert("tlogEntries".into(), json!(entries));
     if !timestamps.is_empty() {
@@ -136,6 +112,47 @@ pub fn bundle(
     })
     .to_string()
     .into_bytes())
+}
+
+/// A log entry a bundle carries.
+#[derive(Clone, Debug)]
+pub enum Logged {
+    /// A Rekor v1 `dsse` entry, as Rekor v1 returned it.
+    V1(LogEntry),
+    /// A Rekor v2 `TransparencyLogEntry`, as the v2 log returned it.
+    V2(serde_json::Value),
+}
+
+/// A Rekor v1 entry as a bundle's `tlogEntries` item (base64 where the v1
+/// API gives hex).
+fn v1_entry(e: &LogEntry) -> Result<serde_json::Value, Error> {
+    let proof = e.verification.inclusion_proof.as_ref().ok_or_else(|| {
+        Error::Rekor("the log returned no inclusion proof for a dsse entry".into())
+    })?;
+    let hashes: Result<Vec<String>, Error> = proof
+        .hashes
+        .iter()
+        .map(|h| {
+            hex::decode(h)
+                .map(b64)
+                .map_err(|e| Error::Format(e.to_string()))
+        })
+        .collect();
+    Ok(json!({
+            "logIndex": e.log_index.to_string(),
+            "logId": {"keyId": b64(hex::decode(&e.log_id).map_err(|e| Error::Format(e.to_string()))?)},
+            "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+            "integratedTime": e.integrated_time.to_string(),
+            "inclusionPromise": {"signedEntryTimestamp": e.verification.signed_entry_timestamp},
+            "inclusionProof": {
+                "logIndex": proof.log_index.to_string(),
+                "rootHash": b64(hex::decode(&proof.root_hash).map_err(|e| Error::Format(e.to_string()))?),
+                "treeSize": proof.tree_size.to_string(),
+                "hashes": hashes?,
+                "checkpoint": {"envelope": proof.checkpoint},
+            },
+            "canonicalizedBody": e.body,
+    }))
 }
 
 /// The OCI empty JSON blob `{}`.

@@ -27,6 +27,11 @@ pub fn unb64(text: &str) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::Format(format!("bad base64: {e}")))
 }
 
+/// SHA-256.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(bytes).into()
+}
+
 /// Hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))

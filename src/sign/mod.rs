@@ -20,6 +20,7 @@ pub mod fulcio;
 pub mod listed;
 pub mod oidc;
 pub mod rekor;
+pub mod rekor_v2;
 pub mod replicate;
 pub mod signing_config;
 pub mod store;
@@ -130,7 +131,7 @@ pub struct Signer {
     keyless: Option<(TokenSource, String)>,
     /// The ephemeral key (keyless) or the given one.
     key: Key,
-    rekor_url: Option<String>,
+    rekor: Option<rekor::Log>,
     /// The timestamp authority each bundle's signature is timestamped by.
     tsa_url: Option<String>,
     trust: TrustedRoot,
@@ -201,7 +202,7 @@ impl Signer {
     /// A signer. Nothing is requested until the first signature.
     pub fn new(
         identity: Identity,
-        rekor_url: Option<String>,
+        rekor: Option<rekor::Log>,
         trust: TrustedRoot,
         formats: Formats,
         optional: BTreeMap<String, String>,
@@ -216,7 +217,7 @@ impl Signer {
             client: http_client()?,
             keyless,
             key,
-            rekor_url,
+            rekor,
             tsa_url: None,
             trust,
             formats,
@@ -271,14 +272,75 @@ impl Signer {
         Ok(Some((leaf, chain, cert.leaf().to_vec())))
     }
 
+    /// Record a legacy signature's `hashedrekord` entry in the Rekor v1 log.
     async fn log(&self, entry: serde_json::Value) -> Result<Option<rekor::LogEntry>, Error> {
-        let Some(url) = &self.rekor_url else {
+        let Some(log) = &self.rekor else {
             return Ok(None);
         };
+        if log.v2 {
+            return Err(Error::Rekor(format!(
+                "{} is a Rekor v2 log, and the legacy `.sig` carries only Rekor v1 entries: pass --signature-format bundle",
+                log.url
+            )));
+        }
         RequestCounts::bump(&self.counts.rekor);
-        let entry = rekor::upload(&self.client, url, &entry).await?;
+        let entry = rekor::upload(&self.client, &log.url, &entry).await?;
         entry.verify_set(&self.trust)?;
         Ok(Some(entry))
+    }
+
+    /// Record a DSSE signature in the log: a Rekor v1 `dsse` entry (its SET
+    /// checked here), or a Rekor v2 `hashedrekord` one (checked with the
+    /// finished bundle, [`Signer::check_v2_bundle`]).
+    async fn log_dsse(
+        &self,
+        envelope: &str,
+        pae: &[u8],
+        signature: &[u8],
+        leaf: &(String, Vec<u8>),
+    ) -> Result<Option<bundle::Logged>, Error> {
+        let Some(log) = &self.rekor else {
+            return Ok(None);
+        };
+        if !log.v2 {
+            let entry = self.log(rekor::dsse(envelope, &leaf.0)).await?;
+            return Ok(entry.map(bundle::Logged::V1));
+        }
+        if self.tsa_url.is_none() {
+            return Err(Error::Rekor(format!(
+                "{} is a Rekor v2 log, whose entries carry no signing time: a timestamp authority is needed (--timestamp-server-url, or tsaUrls in --signing-config)",
+                log.url
+            )));
+        }
+        RequestCounts::bump(&self.counts.rekor);
+        let request = rekor_v2::request(pae, signature, &leaf.1);
+        let entry = rekor_v2::upload(&self.client, &log.url, &request, &self.trust).await?;
+        Ok(Some(bundle::Logged::V2(entry)))
+    }
+
+    /// A bundle with a Rekor v2 entry has no SET to check at signing time:
+    /// the whole bundle is verified (inclusion proof, checkpoint, timestamp,
+    /// chain, signature) before it is written.
+    fn check_v2_bundle(&self, bundle_json: &[u8], subject: &Digest) -> Result<(), Error> {
+        let policy = verifier::Policy {
+            identity: verifier::Matcher::AnyIdentity,
+            issuer: verifier::Matcher::AnyIdentity,
+            public_key: None,
+        };
+        let artifact = verifier::Artifact::Sha256(*subject.as_bytes());
+        verifier::verify(
+            bundle_json,
+            artifact,
+            &policy,
+            &self.trust,
+            verifier::Options::default(),
+        )
+        .map(|_| ())
+        .map_err(|f| {
+            Error::Rekor(format!(
+                "the bundle with the Rekor v2 entry does not verify: {f}"
+            ))
+        })
     }
 
     /// Sign `subject` on its first destination in every configured format,
@@ -461,12 +523,14 @@ impl Signer {
     ) -> Result<registry::Manifest, Error> {
         let reg = place.registry.as_ref();
         let cert = self.certificate().await?;
-        let signature = self
-            .signing_key()
-            .sign(&bundle::pae(bundle::INTOTO_PAYLOAD_TYPE, statement));
+        let pae = bundle::pae(bundle::INTOTO_PAYLOAD_TYPE, statement);
+        let signature = self.signing_key().sign(&pae);
         let envelope = bundle::envelope(statement, &signature);
         let entry = match &cert {
-            Some((leaf, _, _)) => self.log(rekor::dsse(&envelope, leaf)).await?,
+            Some((leaf, _, der)) => {
+                self.log_dsse(&envelope, &pae, &signature, &(leaf.clone(), der.clone()))
+                    .await?
+            }
             None => None,
         };
         let timestamps = match &self.tsa_url {
@@ -484,6 +548,9 @@ impl Signer {
             entry.as_ref(),
             &timestamps,
         )?;
+        if matches!(entry, Some(bundle::Logged::V2(_))) {
+            self.check_v2_bundle(&bundle_bytes, &subject_desc.digest)?;
+        }
         let created = bundle::rfc3339(now());
         let referrer = bundle::referrer(
             &bundle_bytes,

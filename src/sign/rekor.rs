@@ -14,6 +14,26 @@ use super::trust::TrustedRoot;
 /// The public-good Rekor.
 pub const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
 
+/// A transparency log to write to, and the API it speaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Log {
+    /// Its base URL.
+    pub url: String,
+    /// Rekor v2 ([`super::rekor_v2`]): bundles only, and a timestamp
+    /// authority is needed; else Rekor v1 (this module).
+    pub v2: bool,
+}
+
+impl Log {
+    /// A Rekor v1 log.
+    pub fn v1(url: impl Into<String>) -> Log {
+        Log {
+            url: url.into(),
+            v2: false,
+        }
+    }
+}
+
 /// A log entry as Rekor returned it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -4,19 +4,22 @@
 //! signer, as protobuf-specs' `SigningConfig` says to select them:
 //!
 //! - only services within their `validFor` window now, of an API version
-//!   this signer speaks (Fulcio v1, Rekor v1, timestamp authorities v1;
-//!   Rekor v2 is not spoken yet);
+//!   this signer speaks (Fulcio v1, Rekor v1 and v2, timestamp authorities
+//!   v1); Rekor v2 only when no legacy `.sig` is written, since cosign's
+//!   `.sig` annotations carry Rekor v1 entries only;
 //! - Fulcio: one, the highest version, then the newest `validFor.start`;
 //! - Rekor: at most one per `operator` (its highest version, then newest),
 //!   then as many as `rekorTlogConfig.selector` asks (`ANY`: one, `ALL`:
 //!   all, `EXACT`: `count`). This signer writes one log entry, so a
-//!   selection of more than one log is refused.
+//!   selection of more than one log is refused. A Rekor v2 log needs a
+//!   timestamp authority (its entries carry no signing time).
 //!
 //! What cannot be followed is an error naming the file and the field, with
 //! the flag that gets around it.
 
 use std::path::Path;
 
+use super::rekor::Log;
 use sigstore_verify::trust_root::{
     ServiceConfiguration, ServiceEndpoint, ServiceSelector, SigningConfig,
 };
@@ -29,21 +32,26 @@ const MEDIA_TYPE: &str = "application/vnd.dev.sigstore.signingconfig.v0.2+json";
 pub struct Selected {
     /// Fulcio's base URL, when the config lists CAs.
     pub fulcio: Option<String>,
-    /// The Rekor v1 log's base URL, when the config lists logs.
-    pub rekor: Option<String>,
+    /// The Rekor log, when the config lists logs.
+    pub rekor: Option<Log>,
     /// The timestamp authorities the config selects (`tsaConfig`); the
     /// signer asks the first, and a run names the others.
     pub tsas: Vec<String>,
 }
 
-/// The services a flag names already (`--fulcio-url`, `--rekor-url`): the
-/// config's are then neither selected nor checked.
+/// What the flags settle already. The services a flag names
+/// (`--fulcio-url`, `--rekor-url`) are then neither selected nor checked.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Given {
     /// `--fulcio-url`.
     pub fulcio: bool,
     /// `--rekor-url`.
     pub rekor: bool,
+    /// `--timestamp-server-url`.
+    pub tsa: bool,
+    /// The run writes cosign's legacy `.sig` (`--signature-format legacy`
+    /// or `both`), which carries Rekor v1 entries only.
+    pub legacy: bool,
 }
 
 /// Read and select from the signing config at `path`.
@@ -64,17 +72,32 @@ pub fn select(text: &str, now: jiff::Timestamp, given: Given) -> Result<Selected
             config.media_type
         ));
     }
-    Ok(Selected {
+    let selected = Selected {
         fulcio: match given.fulcio {
             true => None,
             false => fulcio(&config.ca_urls, now)?,
         },
         rekor: match given.rekor {
             true => None,
-            false => rekor(&config.rekor_tlog_urls, &config.rekor_tlog_config, now)?,
+            false => rekor(
+                &config.rekor_tlog_urls,
+                &config.rekor_tlog_config,
+                now,
+                given.legacy,
+            )?,
         },
         tsas: tsas(&config.tsa_urls, &config.tsa_config, now)?,
-    })
+    };
+    if let Some(log) = selected.rekor.as_ref().filter(|l| l.v2)
+        && selected.tsas.is_empty()
+        && !given.tsa
+    {
+        return Err(format!(
+            "rekorTlogUrls: the Rekor v2 log {} is selected, whose entries carry no signing time, and tsaUrls selects no timestamp authority: list one, or pass --timestamp-server-url",
+            log.url
+        ));
+    }
+    Ok(selected)
 }
 
 /// Services valid at `now`, best first: highest API version, then newest
@@ -142,39 +165,46 @@ fn per_operator<'a>(valid: &[&'a ServiceEndpoint]) -> Vec<&'a ServiceEndpoint> {
     out
 }
 
+/// The log to write to: each operator's highest version spoken (v2 only
+/// when no `legacy` `.sig` is written), then as the selector says.
 fn rekor(
     logs: &[ServiceEndpoint],
     config: &ServiceConfiguration,
     now: jiff::Timestamp,
-) -> Result<Option<String>, String> {
+    legacy: bool,
+) -> Result<Option<Log>, String> {
     if logs.is_empty() {
         return Ok(None);
     }
     let valid = current(logs, now);
-    let v1: Vec<_> = valid
+    let highest = if legacy { 1 } else { 2 };
+    let spoken: Vec<_> = valid
         .iter()
         .copied()
-        .filter(|s| s.major_api_version == 1)
+        .filter(|s| (1..=highest).contains(&s.major_api_version))
         .collect();
-    let chosen = per_operator(&v1);
+    let chosen = per_operator(&spoken);
     if chosen.is_empty() {
         let v2 = valid.iter().find(|s| s.major_api_version == 2);
         return Err(match v2 {
             Some(log) => format!(
-                "rekorTlogUrls: Rekor v2 URL {} selected; Rekor v2 is not supported yet: pass --rekor-url for a v1 log",
+                "rekorTlogUrls: only the Rekor v2 log {} is valid now, and the legacy `.sig` format carries Rekor v1 entries only: pass --signature-format bundle, or --rekor-url for a v1 log",
                 log.url
             ),
             None if valid.is_empty() => {
                 "rekorTlogUrls: no Rekor URL is within its validFor window now".into()
             }
             None => format!(
-                "rekorTlogUrls: no Rekor v1 URL is valid now (found {}); pass --rekor-url",
+                "rekorTlogUrls: no Rekor v1 or v2 URL is valid now (found {}); pass --rekor-url",
                 versions(&valid)
             ),
         });
     }
     match wanted("rekorTlogConfig", config, chosen.len())? {
-        1 => Ok(Some(chosen[0].url.clone())),
+        1 => Ok(Some(Log {
+            url: chosen[0].url.clone(),
+            v2: chosen[0].major_api_version == 2,
+        })),
         n => Err(format!(
             "rekorTlogConfig selects {n} Rekor logs ({}); the promoter writes to one log: pass --rekor-url",
             urls(&chosen[..n])
@@ -272,13 +302,24 @@ mod tests {
             ],
             json!({"selector": "ANY"}),
         );
-        let selected = select(&text, now(), Given::default()).unwrap();
+        let legacy = Given {
+            legacy: true,
+            ..Given::default()
+        };
+        let selected = select(&text, now(), legacy).unwrap();
         assert_eq!(selected.fulcio.as_deref(), Some("https://fulcio"));
-        assert_eq!(selected.rekor.as_deref(), Some("https://rekor"));
+        assert_eq!(selected.rekor, Some(Log::v1("https://rekor")));
         assert_eq!(
             selected.tsas,
             vec!["https://tsa/api/v1/timestamp".to_owned()]
         );
+        // Bundles only: the operator's highest version, v2.
+        let selected = select(&text, now(), Given::default()).unwrap();
+        let v2 = Log {
+            url: "https://log2025.v2".into(),
+            v2: true,
+        };
+        assert_eq!(selected.rekor, Some(v2));
         // A flag wins, and the config's choice is not even checked.
         let v2_only = config(
             vec![service(
@@ -293,6 +334,7 @@ mod tests {
         let given = Given {
             fulcio: true,
             rekor: true,
+            ..Given::default()
         };
         let selected = select(&v2_only, now(), given).unwrap();
         assert_eq!((selected.fulcio, selected.rekor), (None, None));
@@ -330,7 +372,7 @@ mod tests {
         for (text, want) in [
             (
                 &v2_only,
-                "Rekor v2 URL https://log2025.v2 selected; Rekor v2 is not supported yet: pass --rekor-url",
+                "only the Rekor v2 log https://log2025.v2 is valid now, and the legacy `.sig` format carries Rekor v1 entries only: pass --signature-format bundle",
             ),
             (
                 &two_operators,
@@ -347,8 +389,42 @@ mod tests {
                 "missing field `url`",
             ),
         ] {
-            let err = select(text, now(), Given::default()).unwrap_err();
+            let legacy = Given {
+                legacy: true,
+                ..Given::default()
+            };
+            let err = select(text, now(), legacy).unwrap_err();
             assert!(err.contains(want), "{err}");
         }
+    }
+
+    #[test]
+    fn a_rekor_v2_log_needs_a_timestamp_authority() {
+        let mut v2_only: serde_json::Value = serde_json::from_str(&config(
+            vec![service(
+                "https://log2025.v2",
+                2,
+                "2025-01-01T00:00:00Z",
+                None,
+                "a",
+            )],
+            json!({"selector": "ANY"}),
+        ))
+        .unwrap();
+        let with_tsa = v2_only.to_string();
+        v2_only["tsaUrls"] = json!([]);
+        let without = v2_only.to_string();
+        let selected = select(&with_tsa, now(), Given::default()).unwrap();
+        assert!(selected.rekor.unwrap().v2);
+        let err = select(&without, now(), Given::default()).unwrap_err();
+        assert!(
+            err.contains("Rekor v2 log https://log2025.v2 is selected, whose entries carry no signing time, and tsaUrls selects no timestamp authority"),
+            "{err}"
+        );
+        let tsa_flag = Given {
+            tsa: true,
+            ..Given::default()
+        };
+        assert!(select(&without, now(), tsa_flag).unwrap().rekor.unwrap().v2);
     }
 }

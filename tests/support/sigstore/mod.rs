@@ -85,6 +85,8 @@ pub struct Stats {
     pub oidc: u64,
     /// RFC 3161 timestamps issued.
     pub tsa: u64,
+    /// Rekor v2 entries submitted (not counted in `rekor`).
+    pub rekor_v2: u64,
 }
 
 impl SigstoreServer {
@@ -159,6 +161,7 @@ impl SigstoreServer {
             dsse: n("rekor_dsse"),
             oidc: n("oidc"),
             tsa: n("tsa"),
+            rekor_v2: n("rekor_v2"),
         }
     }
 

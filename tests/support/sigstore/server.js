@@ -2,6 +2,8 @@
 //
 //   POST /api/v2/signingCert   Fulcio (@sigstore/mock's CA + CT log)
 //   POST /api/v1/log/entries   Rekor v1 (@sigstore/mock's log)
+//   POST /api/v2/log/entries   Rekor v2 (hashedrekord v0.0.2 only, as rekor-tiles;
+//                              a log of its own key, checkpoints signed as @sigstore/mock's)
 //   POST /api/v1/timestamp     an RFC 3161 timestamp authority (@sigstore/mock's
 //                              TSA, JSON requests as sigstore/timestamp-authority takes)
 //   GET  /oidc/token           a GitHub-Actions-shaped ID token endpoint
@@ -23,7 +25,9 @@
 // `listening on 127.0.0.1:<port>` and serves until killed.
 //
 // Environment: OIDC_AUD_ARRAY=1 issues `aud` as an array; OIDC_FAILURES=N
-// answers the first N token requests with 503 (to exercise retries).
+// answers the first N token requests with 503 (to exercise retries);
+// REKOR_V2_ROGUE=1 signs the v2 log's checkpoints with a key the trusted root
+// does not list (a log that is not the one it claims to be).
 
 'use strict';
 
@@ -33,12 +37,13 @@ const fs = require('fs');
 const path = require('path');
 const jose = require('jose');
 const mock = require('@sigstore/mock');
+const canonicalize = require('canonicalize');
 const { generateKeyPair } = require('@sigstore/mock/dist/util/key');
 
 const ISSUER = 'https://token.actions.githubusercontent.com';
 const REQUEST_TOKEN = 'test-request-token';
 
-const stats = { fulcio: 0, rekor: 0, rekor_hashedrekord: 0, rekor_dsse: 0, oidc: 0, rejected: 0, tsa: 0 };
+const stats = { fulcio: 0, rekor: 0, rekor_hashedrekord: 0, rekor_dsse: 0, oidc: 0, rejected: 0, tsa: 0, rekor_v2: 0 };
 
 function pemOf(der, label) {
   const b64 = Buffer.from(der).toString('base64');
@@ -127,6 +132,7 @@ async function main() {
   const caKeys = generateKeyPair('prime256v1');
   const ctKeys = generateKeyPair('prime256v1');
   const tlogKeys = generateKeyPair('prime256v1');
+  const tlogV2Keys = generateKeyPair('prime256v1');
   const tsaKeys = generateKeyPair('prime256v1');
   const tsa = await mock.initializeTSA(tsaKeys);
   // Whole seconds: pkijs writes milliseconds into TSTInfo's genTime when
@@ -143,10 +149,13 @@ async function main() {
   const base = `http://127.0.0.1:${server.address().port}`;
   const tlog = await mock.initializeTLog(base, tlogKeys);
   const rekor = mock.rekorHandler(tlog);
+  const rogue = process.env.REKOR_V2_ROGUE === '1';
+  const tlogV2 = await mock.initializeTLog(base, rogue ? generateKeyPair('prime256v1') : tlogV2Keys);
 
   const start = new Date(Date.now() - 3600 * 1000).toISOString();
   const keyId = (der) => crypto.createHash('sha256').update(der).digest('base64');
   const tlogDer = tlogKeys.publicKey.export({ format: 'der', type: 'spki' });
+  const tlogV2Der = tlogV2Keys.publicKey.export({ format: 'der', type: 'spki' });
   const ctDer = ctKeys.publicKey.export({ format: 'der', type: 'spki' });
   const trustedRoot = {
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
@@ -155,6 +164,11 @@ async function main() {
       hashAlgorithm: 'SHA2_256',
       publicKey: { rawBytes: tlogDer.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } },
       logId: { keyId: keyId(tlogDer) },
+    }, {
+      baseUrl: base,
+      hashAlgorithm: 'SHA2_256',
+      publicKey: { rawBytes: tlogV2Der.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } },
+      logId: { keyId: keyId(tlogV2Der) },
     }],
     certificateAuthorities: [{
       subject: { organization: 'sigstore.mock', commonName: 'sigstore' },
@@ -253,6 +267,11 @@ async function main() {
         const out = await timestamp.fn(await readBody(req));
         return send(res, out.statusCode, Buffer.from(out.response), out.contentType);
       }
+      if (req.method === 'POST' && url.pathname === '/api/v2/log/entries') {
+        stats.rekor_v2++;
+        const out = rekorV2Entry(tlogV2, tlogV2Der, JSON.parse(await readBody(req)));
+        return send(res, out.statusCode, out.response);
+      }
       if (req.method === 'POST' && url.pathname === '/api/v1/log/entries') {
         stats.rekor++;
         const entry = JSON.parse(await readBody(req));
@@ -281,6 +300,45 @@ async function main() {
     }
   });
   process.stdout.write(`listening on 127.0.0.1:${server.address().port}\n`);
+}
+
+// Rekor v2: a CreateEntryRequest with a hashedRekordRequestV002 becomes a
+// TransparencyLogEntry whose canonicalized body is rekor-tiles' Entry
+// (RFC 8785 JSON of apiVersion, kind, spec.hashedRekordV002 with data and
+// signature), with no SET and no integrated time. Each entry is the one leaf
+// of its own tree (index 0, size 1, root = leaf hash), with a signed checkpoint.
+function rekorV2Entry(tlogV2, logDer, request) {
+  const h = request.hashedRekordRequestV002;
+  if (!h || !h.digest || !h.signature || !h.signature.content || !h.signature.verifier) {
+    return { statusCode: 400, response: JSON.stringify({ message: 'only hashedRekordRequestV002 with digest and signature is accepted' }) };
+  }
+  const body = Buffer.from(canonicalize({
+    apiVersion: '0.0.2',
+    kind: 'hashedrekord',
+    spec: {
+      hashedRekordV002: {
+        data: { algorithm: 'SHA2_256', digest: h.digest },
+        signature: { content: h.signature.content, verifier: h.signature.verifier },
+      },
+    },
+  }));
+  const logID = crypto.createHash('sha256').update(logDer).digest();
+  const timestamp = Math.floor(Date.now() / 1000);
+  const proof = tlogV2.calculateInclusionProof({ body, timestamp, logID });
+  const entry = {
+    logIndex: '0',
+    logId: { keyId: logID.toString('base64') },
+    kindVersion: { kind: 'hashedrekord', version: '0.0.2' },
+    inclusionProof: {
+      logIndex: '0',
+      rootHash: Buffer.from(proof.rootHash, 'hex').toString('base64'),
+      treeSize: String(proof.treeSize),
+      hashes: [],
+      checkpoint: { envelope: proof.checkpoint },
+    },
+    canonicalizedBody: body.toString('base64'),
+  };
+  return { statusCode: 201, response: JSON.stringify(entry) };
 }
 
 main().catch((e) => {

@@ -1,5 +1,5 @@
 // An independent verifier for the signing tests: sigstore-js
-// (@sigstore/verify 3.1.0), offline, against the test trusted root.
+// (@sigstore/verify 4.1.3), offline, against the test trusted root.
 //
 // Usage: node verify.js <trusted_root.json> <bundle.json> <identity> <issuer> [artifact]
 //

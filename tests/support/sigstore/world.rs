@@ -152,10 +152,11 @@ impl World {
     }
 
     /// A run as in GitHub Actions whose Fulcio and Rekor come from the
-    /// signing config at `config` (no `--fulcio-url`, no `--rekor-url`).
-    pub fn run_with_signing_config(&self, config: &std::path::Path) -> Output {
+    /// signing config at `config` (no `--fulcio-url`, no `--rekor-url`),
+    /// with `extra` flags.
+    pub fn run_with_signing_config(&self, config: &std::path::Path, extra: &[&str]) -> Output {
         let root = self.sigstore.trusted_root();
-        let args = [
+        let mut args = vec![
             "run",
             "--manifest",
             self.manifest(),
@@ -167,6 +168,7 @@ impl World {
             "--signature-identity-prefix",
             "registry.example",
         ];
+        args.extend_from_slice(extra);
         promoter(&args, &self.github_env())
     }
 
