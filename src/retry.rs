@@ -255,6 +255,33 @@ pub enum HttpFailure {
     },
     /// The request or its answer was lost on the way.
     Transport(reqwest::Error),
+    /// The answer is larger than [`MAX_ANSWER`]: refused, and not read on.
+    TooLarge,
+}
+
+/// The most an answer read by [`Policy::send_text`] may hold. Fulcio,
+/// Rekor, timestamp authorities, token endpoints and credential exchanges
+/// answer in kilobytes (a Fulcio chain is about 3 KiB, an RFC 3161
+/// response under 10 KiB); a hostile or broken service that sends more is
+/// cut off here instead of filling memory.
+pub const MAX_ANSWER: usize = 1 << 20;
+
+/// The body of `response`, unless it is larger than [`MAX_ANSWER`].
+async fn read_capped(mut response: reqwest::Response) -> Result<bytes::Bytes, HttpFailure> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER as u64)
+    {
+        return Err(HttpFailure::TooLarge);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(HttpFailure::Transport)? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(HttpFailure::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 impl Display for HttpFailure {
@@ -262,6 +289,11 @@ impl Display for HttpFailure {
         match self {
             HttpFailure::Status { status, .. } => write!(f, "HTTP {status}"),
             HttpFailure::Transport(error) => write!(f, "{error}"),
+            HttpFailure::TooLarge => write!(
+                f,
+                "the answer is larger than {} KiB, far more than this service sends; refused unread",
+                MAX_ANSWER / 1024
+            ),
         }
     }
 }
@@ -271,6 +303,7 @@ impl Retryable for HttpFailure {
         match self {
             HttpFailure::Status { class, .. } => *class,
             HttpFailure::Transport(error) => Class::of_transport(error),
+            HttpFailure::TooLarge => Class::Permanent,
         }
     }
 }
@@ -314,7 +347,7 @@ impl Policy {
             let response = build().send().await.map_err(HttpFailure::Transport)?;
             let status = response.status();
             let class = Class::of_status(status.as_u16(), response.headers());
-            let body = response.bytes().await.map_err(HttpFailure::Transport)?;
+            let body = read_capped(response).await?;
             match class {
                 Class::Permanent => Ok((status, body)),
                 class => Err(HttpFailure::Status {

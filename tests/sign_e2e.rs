@@ -814,3 +814,88 @@ async fn a_rekor_v2_log_is_refused_where_its_entries_would_not_verify() {
         assert!(referrers.is_empty(), "{repo}: {referrers:?}");
     }
 }
+
+/// A service on 127.0.0.1 that answers every request with 200 and a body
+/// that never ends: chunked, or announced as `length` bytes and then sent
+/// for as long as the client reads. Returns its base URL.
+fn endless_service(length: Option<u64>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut request = [0u8; 16 * 1024];
+                let _ = stream.read(&mut request);
+                let head = match length {
+                    Some(n) => format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n"),
+                    None => "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned(),
+                };
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let block = vec![b'['; 64 * 1024];
+                loop {
+                    let sent = match length {
+                        Some(_) => stream.write_all(&block),
+                        None => stream
+                            .write_all(format!("{:x}\r\n", block.len()).as_bytes())
+                            .and_then(|()| stream.write_all(&block))
+                            .and_then(|()| stream.write_all(b"\r\n")),
+                    };
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// Fulcio, Rekor and the timestamp authority are read at most 1 MiB deep:
+/// an answer that never ends (chunked), or that announces 8 GiB, fails the
+/// signing with a message that says so, instead of filling memory until
+/// the 60 s client timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_answer_from_a_signing_service_is_cut_off() {
+    let world = World::new(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signing_config.json");
+    let mut config = v2_signing_config(&world);
+    let endless = endless_service(None);
+    config["caUrls"][0]["url"] = endless.clone().into();
+    config["rekorTlogUrls"] = serde_json::json!([config["rekorTlogUrls"][0]]);
+    std::fs::write(&path, config.to_string()).unwrap();
+    let started = std::time::Instant::now();
+    let out = world.run_with_signing_config(&path, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let want = format!(
+        "request to {endless}/api/v2/signingCert failed: the answer is larger than 1024 KiB, far more than this service sends; refused unread"
+    );
+    assert!(text(&out).contains(&want), "{}", text(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+    let huge = endless_service(Some(8 << 30));
+    let tsa = format!("{huge}/api/v1/timestamp");
+    let token = dir.path().join("token");
+    std::fs::write(&token, world.sigstore.token()).unwrap();
+    let token = token.to_str().unwrap();
+    let out = world.run_with(
+        &[
+            "--timestamp-server-url",
+            &tsa,
+            "--identity-token-file",
+            token,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the answer is larger than 1024 KiB"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(world.sigstore.stats().tsa, 0);
+}

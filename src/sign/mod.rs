@@ -191,9 +191,9 @@ pub async fn post_json(
     {
         Ok(answer) => Ok(answer),
         Err(HttpFailure::Status { status, body, .. }) => Ok((status, body)),
-        Err(HttpFailure::Transport(e)) => Err(Error::Http {
+        Err(failure) => Err(Error::Http {
             url: url.to_owned(),
-            message: e.to_string(),
+            message: failure.to_string(),
         }),
     }
 }

@@ -51,7 +51,7 @@ pub async fn timestamp(
     {
         Ok(answer) => answer,
         Err(HttpFailure::Status { status, body, .. }) => return Err(refused(url, status, &body)),
-        Err(HttpFailure::Transport(e)) => return Err(failed(e.to_string())),
+        Err(failure) => return Err(failed(failure.to_string())),
     };
     if !status.is_success() {
         return Err(refused(url, status, &String::from_utf8_lossy(&body)));

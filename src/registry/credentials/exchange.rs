@@ -252,6 +252,7 @@ async fn send_with(
             Ok((status, body.into()))
         }
         Err(HttpFailure::Transport(e)) => Err(describe(&e)),
+        Err(failure @ HttpFailure::TooLarge) => Err(failure.to_string()),
     }
 }
 

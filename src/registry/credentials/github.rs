@@ -78,6 +78,7 @@ fn said(failure: github_oidc::Failure) -> String {
             exchange::service_error(status, body.as_bytes())
         }
         github_oidc::Failure::Unanswered(HttpFailure::Transport(e)) => exchange::describe(&e),
+        github_oidc::Failure::Unanswered(failure @ HttpFailure::TooLarge) => failure.to_string(),
         github_oidc::Failure::NoToken(_) => "the answer has no `value`".into(),
     }
 }
