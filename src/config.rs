@@ -361,7 +361,12 @@ impl SignPlan {
             .timestamp_server_url
             .clone()
             .or_else(|| config.tsas.first().cloned());
-        for tsa in config.tsas.iter().skip(1) {
+        // With the flag, the config's authorities are not asked at all.
+        let unasked = match args.timestamp_server_url {
+            Some(_) => &[][..],
+            None => config.tsas.get(1..).unwrap_or_default(),
+        };
+        for tsa in unasked {
             tracing::warn!(
                 "the signing config selects the timestamp authority {tsa} too; the promoter asks one, {}",
                 tsa_url.as_deref().unwrap_or_default()
