@@ -139,19 +139,19 @@ fn v1_entry(e: &LogEntry) -> Result<serde_json::Value, Error> {
         })
         .collect();
     Ok(json!({
-            "logIndex": e.log_index.to_string(),
-            "logId": {"keyId": b64(hex::decode(&e.log_id).map_err(|e| Error::Format(e.to_string()))?)},
-            "kindVersion": {"kind": "dsse", "version": "0.0.1"},
-            "integratedTime": e.integrated_time.to_string(),
-            "inclusionPromise": {"signedEntryTimestamp": e.verification.signed_entry_timestamp},
-            "inclusionProof": {
-                "logIndex": proof.log_index.to_string(),
-                "rootHash": b64(hex::decode(&proof.root_hash).map_err(|e| Error::Format(e.to_string()))?),
-                "treeSize": proof.tree_size.to_string(),
-                "hashes": hashes?,
-                "checkpoint": {"envelope": proof.checkpoint},
-            },
-            "canonicalizedBody": e.body,
+        "logIndex": e.log_index.to_string(),
+        "logId": {"keyId": b64(hex::decode(&e.log_id).map_err(|e| Error::Format(e.to_string()))?)},
+        "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+        "integratedTime": e.integrated_time.to_string(),
+        "inclusionPromise": {"signedEntryTimestamp": e.verification.signed_entry_timestamp},
+        "inclusionProof": {
+            "logIndex": proof.log_index.to_string(),
+            "rootHash": b64(hex::decode(&proof.root_hash).map_err(|e| Error::Format(e.to_string()))?),
+            "treeSize": proof.tree_size.to_string(),
+            "hashes": hashes?,
+            "checkpoint": {"envelope": proof.checkpoint},
+        },
+        "canonicalizedBody": e.body,
     }))
 }
 

@@ -297,13 +297,14 @@ impl Signer {
         envelope: &str,
         pae: &[u8],
         signature: &[u8],
-        leaf: &(String, Vec<u8>),
+        leaf_pem: &str,
+        leaf_der: &[u8],
     ) -> Result<Option<bundle::Logged>, Error> {
         let Some(log) = &self.rekor else {
             return Ok(None);
         };
         if !log.v2 {
-            let entry = self.log(rekor::dsse(envelope, &leaf.0)).await?;
+            let entry = self.log(rekor::dsse(envelope, leaf_pem)).await?;
             return Ok(entry.map(bundle::Logged::V1));
         }
         if self.tsa_url.is_none() {
@@ -313,7 +314,7 @@ impl Signer {
             )));
         }
         RequestCounts::bump(&self.counts.rekor);
-        let request = rekor_v2::request(pae, signature, &leaf.1);
+        let request = rekor_v2::request(pae, signature, leaf_der);
         let entry = rekor_v2::upload(&self.client, &log.url, &request, &self.trust).await?;
         Ok(Some(bundle::Logged::V2(entry)))
     }
@@ -528,7 +529,7 @@ impl Signer {
         let envelope = bundle::envelope(statement, &signature);
         let entry = match &cert {
             Some((leaf, _, der)) => {
-                self.log_dsse(&envelope, &pae, &signature, &(leaf.clone(), der.clone()))
+                self.log_dsse(&envelope, &pae, &signature, leaf, der)
                     .await?
             }
             None => None,

@@ -110,19 +110,30 @@ pub async fn upload(
     entry: &serde_json::Value,
 ) -> Result<LogEntry, Error> {
     let url = format!("{}/api/v1/log/entries", base_url.trim_end_matches('/'));
-    let (status, text) = super::post_json(client, &url, entry).await?;
-    if !status.is_success() {
-        return Err(Error::Rekor(format!(
-            "{url} answered {status}: {}",
-            text.chars().take(300).collect::<String>()
-        )));
-    }
+    let text = post(client, &url, entry).await?;
     let entries: std::collections::BTreeMap<String, LogEntry> = serde_json::from_str(&text)
         .map_err(|e| Error::Rekor(format!("unreadable answer from {url}: {e}")))?;
     entries
         .into_values()
         .next()
         .ok_or_else(|| Error::Rekor(format!("{url} returned no entry")))
+}
+
+/// POST `body` to the log's `url`; the answer's text, when its status is a
+/// success (a Rekor error otherwise, quoting the start of the answer).
+pub(super) async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<String, Error> {
+    let (status, text) = super::post_json(client, url, body).await?;
+    if !status.is_success() {
+        return Err(Error::Rekor(format!(
+            "{url} answered {status}: {}",
+            text.chars().take(300).collect::<String>()
+        )));
+    }
+    Ok(text)
 }
 
 impl LogEntry {

@@ -42,13 +42,7 @@ pub async fn upload(
     trust: &TrustedRoot,
 ) -> Result<serde_json::Value, Error> {
     let url = format!("{}/api/v2/log/entries", base_url.trim_end_matches('/'));
-    let (status, text) = super::post_json(client, &url, request).await?;
-    if !status.is_success() {
-        return Err(Error::Rekor(format!(
-            "{url} answered {status}: {}",
-            text.chars().take(300).collect::<String>()
-        )));
-    }
+    let text = super::rekor::post(client, &url, request).await?;
     let unreadable = |e: String| Error::Rekor(format!("unreadable answer from {url}: {e}"));
     let raw: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;

@@ -291,6 +291,20 @@ mod tests {
         .to_string()
     }
 
+    /// A config whose only log is a Rekor v2 one.
+    fn v2_only() -> String {
+        config(
+            vec![service(
+                "https://log2025.v2",
+                2,
+                "2025-01-01T00:00:00Z",
+                None,
+                "a",
+            )],
+            json!({"selector": "ANY"}),
+        )
+    }
+
     #[test]
     fn selects_by_window_version_and_operator() {
         let text = config(
@@ -321,16 +335,7 @@ mod tests {
         };
         assert_eq!(selected.rekor, Some(v2));
         // A flag wins, and the config's choice is not even checked.
-        let v2_only = config(
-            vec![service(
-                "https://log2025.v2",
-                2,
-                "2025-01-01T00:00:00Z",
-                None,
-                "a",
-            )],
-            json!({"selector": "ANY"}),
-        );
+        let v2_only = v2_only();
         let given = Given {
             fulcio: true,
             rekor: true,
@@ -342,16 +347,7 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_follow() {
-        let v2_only = config(
-            vec![service(
-                "https://log2025.v2",
-                2,
-                "2025-01-01T00:00:00Z",
-                None,
-                "a",
-            )],
-            json!({"selector": "ANY"}),
-        );
+        let v2_only = v2_only();
         let two_operators = config(
             vec![
                 service("https://rekor-a", 1, "2023-01-01T00:00:00Z", None, "a"),
@@ -400,17 +396,7 @@ mod tests {
 
     #[test]
     fn a_rekor_v2_log_needs_a_timestamp_authority() {
-        let mut v2_only: serde_json::Value = serde_json::from_str(&config(
-            vec![service(
-                "https://log2025.v2",
-                2,
-                "2025-01-01T00:00:00Z",
-                None,
-                "a",
-            )],
-            json!({"selector": "ANY"}),
-        ))
-        .unwrap();
+        let mut v2_only: serde_json::Value = serde_json::from_str(&v2_only()).unwrap();
         let with_tsa = v2_only.to_string();
         v2_only["tsaUrls"] = json!([]);
         let without = v2_only.to_string();
