@@ -345,13 +345,14 @@ impl SignPlan {
     }
 
     fn resolve(args: &SigningArgs) -> anyhow::Result<SignPlan> {
+        let formats = Formats::from(args.signature_format);
         let config = match &args.signing_config {
             Some(path) => {
                 let given = signing_config::Given {
                     fulcio: args.fulcio_url.is_some(),
                     rekor: args.rekor_url.is_some(),
                     tsa: args.timestamp_server_url.is_some(),
-                    legacy: Formats::from(args.signature_format).legacy,
+                    legacy: formats.legacy,
                 };
                 signing_config::load(path, given).map_err(anyhow::Error::msg)?
             }
@@ -390,7 +391,7 @@ impl SignPlan {
             identity,
             rekor,
             trust: None,
-            formats: Formats::from(args.signature_format),
+            formats,
             attest: args.attest,
             signature_identity_prefix: args.signature_identity_prefix.clone(),
             tsa_url,

@@ -7,10 +7,9 @@
 //! `TimeStampResp`, which the bundle carries as it is.
 
 use serde_json::json;
-use sha2::Digest as _;
 use x509_parser::der_parser;
 
-use super::crypto::b64;
+use super::crypto::{b64, sha256};
 use super::{Error, SIGSTORE_RETRY};
 use crate::retry::HttpFailure;
 
@@ -36,7 +35,7 @@ pub async fn timestamp(
     let mut nonce = [0u8; 4];
     getrandom::fill(&mut nonce).map_err(|e| Error::Format(format!("nonce: {e}")))?;
     let request = json!({
-        "artifactHash": b64(sha2::Sha256::digest(signature)),
+        "artifactHash": b64(sha256(signature)),
         "hashAlgorithm": "sha256",
         "certificates": true,
         "nonce": u32::from_be_bytes(nonce) >> 1,
