@@ -415,6 +415,16 @@ fn a_manifest_that_does_not_match_its_digest_is_refused() {
     assert!(any_contains(&errors, "digest mismatch"), "{errors:#?}");
 }
 
+/// The blob is read into memory once and, hashed there, sent to every
+/// destination without another check: that one check must hold.
+#[test]
+fn a_blob_that_does_not_match_its_digest_is_refused() {
+    let errors = contained(Misbehaviour::BlobMismatch, Side::Source);
+    assert!(any_contains(&errors, "digest mismatch"), "{errors:#?}");
+    // Refused here, before a byte went out: not by the destination.
+    assert!(!any_contains(&errors, "DIGEST_INVALID"), "{errors:#?}");
+}
+
 #[test]
 fn a_token_endpoint_answering_html_is_a_clear_error() {
     let errors = contained(Misbehaviour::TokenHtml, Side::Source);

@@ -226,7 +226,7 @@ async fn a_slow_but_moving_body_is_not_cut_off() {
         .get_blob(&repo("slow/app"), &Digest::of(BODY))
         .await
         .unwrap();
-    let mut stream = blob.stream;
+    let mut stream = blob.into_stream();
     let mut got = Vec::new();
     while let Some(chunk) = stream.next().await {
         got.extend_from_slice(&chunk.unwrap());

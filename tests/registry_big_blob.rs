@@ -104,7 +104,7 @@ async fn a_256_mib_blob_streams_with_flat_memory() {
     measure("read from registry (verified)", async {
         let blob = http.get_blob(&src, &digest).await.unwrap();
         assert_eq!(blob.size, Some(BLOB_SIZE));
-        let (seen, len) = digest_of(blob.stream).await;
+        let (seen, len) = digest_of(blob.into_stream()).await;
         assert_eq!((seen, len), (digest, BLOB_SIZE));
     })
     .await;
@@ -112,7 +112,7 @@ async fn a_256_mib_blob_streams_with_flat_memory() {
     measure("registry -> OCI layout", async {
         let blob = http.get_blob(&src, &digest).await.unwrap();
         layout
-            .push_blob(&dst, &digest, BLOB_SIZE, blob.stream)
+            .push_blob(&dst, &digest, BLOB_SIZE, blob.into_stream())
             .await
             .unwrap();
     })
@@ -125,7 +125,7 @@ async fn a_256_mib_blob_streams_with_flat_memory() {
 
     measure("OCI layout -> registry", async {
         let blob = layout.get_blob(&dst, &digest).await.unwrap();
-        http.push_blob(&dst, &digest, BLOB_SIZE, blob.stream)
+        http.push_blob(&dst, &digest, BLOB_SIZE, blob.into_stream())
             .await
             .unwrap();
     })

@@ -2,20 +2,19 @@
 //! assigned to exactly one group, keyed by source registry and digest. A
 //! group checks which destinations lack the blob, mounts it where the
 //! destination is the source's own registry, and uploads it to the rest from
-//! one read of the source: straight through for a single destination, from
-//! memory for small blobs, from a temporary file for large ones.
+//! one read of the source: small blobs from memory, hashed once there for
+//! every destination; a large one straight through for a single destination
+//! and from a temporary file for several.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, future};
 
 use super::source::ImageTree;
 use super::{BlobTransfer, Ctx, Error, ProgressEvent, location};
 use crate::counter::add;
-use crate::registry::stream::stream_from_bytes;
-use crate::registry::{self, BlobStream, Digest, Registry, RepoName};
+use crate::registry::{self, Blob, BlobStream, Checked, Digest, Registry, RepoName};
 
 /// Blobs up to this size that go to several destinations are read into
 /// memory once; larger ones are spooled to a file.
@@ -131,37 +130,25 @@ impl Group {
         }
     }
 
-    /// The source blob as a stream that counts the bytes it reads.
-    async fn read(&self, ctx: &Ctx) -> registry::Result<BlobStream> {
+    /// The source blob, counting the bytes it reads.
+    async fn read(&self, ctx: &Ctx) -> registry::Result<Blob> {
         let blob = self
             .source
             .get_blob(&self.source_repo, &self.digest)
             .await?;
         let counting = ctx.clone();
-        Ok(Box::pin(blob.stream.inspect(move |chunk| {
-            if let Ok(chunk) = chunk {
-                add(
-                    &counting.counters.bytes_read_from_source,
-                    chunk.len() as u64,
-                );
-            }
-        })))
+        Ok(blob.inspect(move |chunk| {
+            add(
+                &counting.counters.bytes_read_from_source,
+                chunk.len() as u64,
+            );
+        }))
     }
 
-    /// The whole (small) blob in memory, refusing more than its size.
-    async fn read_to_memory(&self, ctx: &Ctx) -> registry::Result<Bytes> {
-        let mut stream = self.read(ctx).await?;
-        let mut buffer = BytesMut::with_capacity(self.size as usize);
-        while let Some(chunk) = stream.next().await {
-            buffer.extend_from_slice(&chunk?);
-            if buffer.len() as u64 > self.size {
-                return Err(self.size_mismatch(buffer.len() as u64));
-            }
-        }
-        if buffer.len() as u64 != self.size {
-            return Err(self.size_mismatch(buffer.len() as u64));
-        }
-        Ok(buffer.freeze())
+    /// The whole (small) blob in memory, refusing more than its size,
+    /// hashed once as it arrives.
+    async fn read_to_memory(&self, ctx: &Ctx) -> registry::Result<Checked> {
+        self.read(ctx).await?.collect(self.size).await
     }
 
     fn size_mismatch(&self, actual: u64) -> registry::Error {
@@ -185,7 +172,7 @@ impl Group {
         let (file, path) = file.into_parts();
         let mut writer =
             tokio::io::BufWriter::with_capacity(SPOOL_CHUNK, tokio::fs::File::from_std(file));
-        let mut stream = self.read(ctx).await?;
+        let mut stream = self.read(ctx).await?.into_stream();
         let mut written = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
@@ -259,8 +246,8 @@ pub(super) async fn transfer(ctx: Ctx, group: Group) -> GroupResults {
     let upload = mount(&mut outcomes, missing).await;
     let uploaded = match upload.as_slice() {
         [] => Vec::new(),
-        &[slot] => upload_one(ctx, group, slot).await,
         slots if group.size <= IN_MEMORY_MAX => upload_from_memory(ctx, group, slots).await,
+        &[slot] => upload_one(ctx, group, slot).await,
         slots => upload_from_spool(ctx, group, slots).await,
     };
     for (slot, result) in uploaded {
@@ -328,9 +315,9 @@ async fn upload_one(ctx: &Ctx, group: &Group, slot: usize) -> Uploaded {
     let d = &group.destinations[slot];
     let _permit = ctx.permit().await;
     let result = match group.read(ctx).await {
-        Ok(stream) => {
+        Ok(blob) => {
             d.registry
-                .push_blob(&d.repo, &group.digest, group.size, stream)
+                .push_blob(&d.repo, &group.digest, group.size, blob.into_stream())
                 .await
         }
         Err(e) => Err(e),
@@ -338,7 +325,8 @@ async fn upload_one(ctx: &Ctx, group: &Group, slot: usize) -> Uploaded {
     vec![(slot, result.map_err(Arc::new))]
 }
 
-/// A small blob for several destinations: read into memory once.
+/// A small blob: read into memory once, and hashed there once, for every
+/// destination.
 async fn upload_from_memory(ctx: &Ctx, group: &Group, slots: &[usize]) -> Uploaded {
     let _memory = ctx
         .memory
@@ -349,16 +337,18 @@ async fn upload_from_memory(ctx: &Ctx, group: &Group, slots: &[usize]) -> Upload
         let _permit = ctx.permit().await;
         group.read_to_memory(ctx).await
     };
-    match content {
-        Ok(bytes) => {
-            fan_out(ctx, group, slots, |_| {
-                let bytes = bytes.clone();
-                async move { Ok(stream_from_bytes(bytes)) }
-            })
-            .await
-        }
-        Err(e) => all_failed(slots, e),
-    }
+    let checked = match content {
+        Ok(checked) => checked,
+        Err(e) => return all_failed(slots, e),
+    };
+    let checked = &checked;
+    future::join_all(slots.iter().map(|&slot| async move {
+        let d = &group.destinations[slot];
+        let _permit = ctx.permit().await;
+        let result = d.registry.push_checked(&d.repo, checked).await;
+        (slot, result.map_err(Arc::new))
+    }))
+    .await
 }
 
 /// A large blob for several destinations: spooled to a file once.

@@ -424,18 +424,15 @@ impl Registry for LayoutRegistry {
         let err_path = path.clone();
         let raw = tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK)
             .map(move |r| r.map_err(|e| Error::io(&err_path, e)));
-        let stream = verify_stream(
+        Ok(Blob::verifying(
+            Some(size),
             Box::pin(raw),
             Expected {
                 digest: *digest,
                 size: Some(size),
                 location: path.display().to_string(),
             },
-        );
-        Ok(Blob {
-            size: Some(size),
-            stream,
-        })
+        ))
     }
 
     async fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<bool> {
@@ -457,7 +454,8 @@ impl Registry for LayoutRegistry {
             return Ok(true);
         }
         let blob = self.get_blob(from, digest).await?;
-        self.write_blob(&dir, digest, size, blob.stream).await?;
+        self.write_blob(&dir, digest, size, blob.into_stream())
+            .await?;
         Ok(true)
     }
 

@@ -27,7 +27,7 @@ pub use digest::Digest;
 pub use error::{Error, Result};
 pub use manifest::{Descriptor, Manifest};
 pub use reference::{ImageRef, Reference, RepoName};
-pub use stream::{Blob, BlobStream};
+pub use stream::{Blob, BlobStream, Checked};
 
 /// What a repository holds: every known manifest digest with its tags and
 /// media type.
@@ -136,6 +136,15 @@ pub trait Registry: Send + Sync + fmt::Debug {
         size: u64,
         content: BlobStream,
     ) -> Result<()>;
+
+    /// Store a blob whose bytes are already checked against its digest: the
+    /// same as [`Registry::push_blob`], without hashing them again. Callers
+    /// check [`Registry::blob_exists`] first, as for `push_blob`.
+    async fn push_checked(&self, repo: &RepoName, blob: &Checked) -> Result<()> {
+        let stream = stream::stream_from_bytes(blob.bytes());
+        self.push_blob(repo, &blob.digest(), blob.size(), stream)
+            .await
+    }
 
     /// Store a manifest under its digest (`Reference::Digest`, which must be
     /// the manifest's) or under a tag. Its blobs and child manifests must

@@ -7,8 +7,8 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use futures_util::Stream;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
 
 use super::digest::{Digest, Hasher};
 use super::error::{Error, Result};
@@ -16,19 +16,124 @@ use super::error::{Error, Result};
 /// A stream of blob chunks. Errors end the stream.
 pub type BlobStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
-/// A blob being read: its size, when known up front, and its content.
+/// A blob being read: its size, when known up front, and a stream that fails
+/// at its end unless the bytes match the digest it was read by. Made only by
+/// [`Blob::verifying`], so every `Blob` checks itself, and what it yields
+/// need not be hashed again ([`Blob::collect`]).
 pub struct Blob {
     /// Size in bytes, when the source announced it.
     pub size: Option<u64>,
-    /// The content, already wrapped in [`verify_stream`] by every backend.
-    pub stream: BlobStream,
+    digest: Digest,
+    location: String,
+    stream: BlobStream,
 }
 
 impl std::fmt::Debug for Blob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Blob")
             .field("size", &self.size)
+            .field("digest", &self.digest)
             .finish_non_exhaustive()
+    }
+}
+
+impl Blob {
+    /// `raw` as a blob of `size` (when announced) that must be `expected`.
+    pub fn verifying(size: Option<u64>, raw: BlobStream, expected: Expected) -> Blob {
+        Blob {
+            size,
+            digest: expected.digest,
+            location: expected.location.clone(),
+            stream: verify_stream(raw, expected),
+        }
+    }
+
+    /// The verifying stream.
+    pub fn into_stream(self) -> BlobStream {
+        self.stream
+    }
+
+    /// The same blob, calling `watch` on each chunk as it passes (counters,
+    /// progress); the bytes and their check are unchanged.
+    pub fn inspect(self, mut watch: impl FnMut(&Bytes) + Send + 'static) -> Blob {
+        Blob {
+            stream: Box::pin(self.stream.inspect(move |chunk| {
+                if let Ok(chunk) = chunk {
+                    watch(chunk);
+                }
+            })),
+            ..self
+        }
+    }
+
+    /// The whole blob in memory, which must be `size` bytes: more is refused
+    /// as soon as it arrives. Hashed once, here, as it streams in.
+    pub async fn collect(self, size: u64) -> Result<Checked> {
+        let size_error = |actual| Error::SizeMismatch {
+            location: self.location.clone(),
+            digest: self.digest,
+            expected: size,
+            actual,
+        };
+        let mut stream = self.stream;
+        let mut buffer = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            buffer.extend_from_slice(&chunk?);
+            if buffer.len() as u64 > size {
+                return Err(size_error(buffer.len() as u64));
+            }
+        }
+        if buffer.len() as u64 != size {
+            return Err(size_error(buffer.len() as u64));
+        }
+        Ok(Checked {
+            digest: self.digest,
+            bytes: buffer.freeze(),
+        })
+    }
+}
+
+/// Bytes known to hash to their digest: made by [`Checked::of`], which
+/// hashes them, or by [`Blob::collect`], whose stream did. An upload of a
+/// `Checked` sends it without hashing it again
+/// ([`crate::registry::Registry::push_checked`]).
+#[derive(Clone)]
+pub struct Checked {
+    digest: Digest,
+    bytes: Bytes,
+}
+
+impl std::fmt::Debug for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checked")
+            .field("digest", &self.digest)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl Checked {
+    /// `bytes`, addressed by their own digest.
+    pub fn of(bytes: Bytes) -> Checked {
+        Checked {
+            digest: Digest::of(&bytes),
+            bytes,
+        }
+    }
+
+    /// The digest the bytes hash to.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// The bytes (a cheap, shared handle).
+    pub fn bytes(&self) -> Bytes {
+        self.bytes.clone()
+    }
+
+    /// Their size.
+    pub fn size(&self) -> u64 {
+        self.bytes.len() as u64
     }
 }
 
@@ -125,7 +230,6 @@ pub fn stream_from_bytes(bytes: Bytes) -> BlobStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
 
     async fn drain(mut s: BlobStream) -> Result<Vec<u8>> {
         let mut out = Vec::new();
@@ -172,5 +276,52 @@ mod tests {
             drain(s).await,
             Err(Error::SizeMismatch { actual: 2, .. })
         ));
+    }
+
+    fn blob(parts: &[&'static [u8]], content: &[u8]) -> Blob {
+        Blob::verifying(None, chunks(parts), expected(content, None))
+    }
+
+    #[tokio::test]
+    async fn collect_keeps_the_digest_the_blob_was_read_by() {
+        let checked = blob(&[b"ab", b"cd"], b"abcd").collect(4).await.unwrap();
+        assert_eq!(checked.digest(), Digest::of(b"abcd"));
+        assert_eq!(&checked.bytes()[..], b"abcd");
+        assert_eq!(checked.size(), 4);
+    }
+
+    #[tokio::test]
+    async fn collect_refuses_other_bytes_and_other_sizes() {
+        let other = blob(&[b"ab", b"cX"], b"abcd").collect(4).await;
+        assert!(
+            matches!(other, Err(Error::DigestMismatch { .. })),
+            "{other:?}"
+        );
+        // More than the descriptor's size fails at the chunk that passes
+        // it, before the stream's end (its digest) is reached.
+        let longer = blob(&[b"abcd", b"e", b"f"], b"abcdef").collect(4).await;
+        assert!(
+            matches!(longer, Err(Error::SizeMismatch { actual: 5, .. })),
+            "{longer:?}"
+        );
+        let shorter = blob(&[b"ab"], b"ab").collect(4).await;
+        assert!(
+            matches!(shorter, Err(Error::SizeMismatch { actual: 2, .. })),
+            "{shorter:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn inspect_sees_every_chunk_and_keeps_the_check() {
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        let watched = blob(&[b"ab", b"cX"], b"abcd").inspect(move |c| {
+            counter.fetch_add(c.len(), std::sync::atomic::Ordering::Relaxed);
+        });
+        assert!(matches!(
+            drain(watched.into_stream()).await,
+            Err(Error::DigestMismatch { .. })
+        ));
+        assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 4);
     }
 }

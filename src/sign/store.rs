@@ -268,7 +268,8 @@ pub async fn put_blob(
     bytes: Bytes,
     counts: &RequestCounts,
 ) -> Result<Digest, Error> {
-    let digest = Digest::of(&bytes);
+    let blob = registry::Checked::of(bytes);
+    let digest = blob.digest();
     counts
         .present
         .once(reg.name(), repo, &digest, || async {
@@ -283,15 +284,7 @@ pub async fn put_blob(
                 return Ok(());
             }
             RequestCounts::bump(&counts.blobs_pushed);
-            let size = bytes.len() as u64;
-            reg.push_blob(
-                repo,
-                &digest,
-                size,
-                registry::stream::stream_from_bytes(bytes),
-            )
-            .await
-            .map_err(reg_err(what))
+            reg.push_checked(repo, &blob).await.map_err(reg_err(what))
         })
         .await?;
     Ok(digest)
@@ -309,7 +302,7 @@ pub async fn read_blob(
         .await
         .map_err(reg_err(what.clone()))?;
     let mut out = Vec::new();
-    let mut stream = blob.stream;
+    let mut stream = blob.into_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(reg_err(what.clone()))?;
         out.extend_from_slice(&chunk);
@@ -361,7 +354,7 @@ pub async fn copy_blob(
                 .get_blob(from_repo, &desc.digest)
                 .await
                 .map_err(reg_err(what.clone()))?;
-            to.push_blob(to_repo, &desc.digest, desc.size, blob.stream)
+            to.push_blob(to_repo, &desc.digest, desc.size, blob.into_stream())
                 .await
                 .map_err(reg_err(what))
         })

@@ -15,7 +15,7 @@ use super::image::TestImage;
 /// Read a blob stream to the end.
 pub async fn drain(blob: Blob) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
-    let mut s = blob.stream;
+    let mut s = blob.into_stream();
     while let Some(chunk) = s.next().await {
         out.extend_from_slice(&chunk?);
     }

@@ -55,6 +55,9 @@ pub enum Misbehaviour {
     /// Manifests by digest get one byte more than the digest covers, with
     /// the true `Docker-Content-Digest`.
     DigestMismatch,
+    /// Blobs get their last byte changed: the size is right, the digest
+    /// is not (a storage bit flip, or a cache serving another object).
+    BlobMismatch,
     /// The front asks for HTTP Basic credentials, and answers blob GETs
     /// with a 307 to the [`Recorder`] on another port, as registries do to
     /// send blobs from storage (distribution's `redirect` storage option,
@@ -323,6 +326,11 @@ impl Front {
             }
             DigestMismatch if get && path.contains("/manifests/sha256:") => {
                 response.body.push(b'\n');
+            }
+            BlobMismatch if get && path.contains("/blobs/sha256:") => {
+                if let Some(last) = response.body.last_mut() {
+                    *last ^= 1;
+                }
             }
             _ => {}
         }

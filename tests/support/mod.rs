@@ -127,7 +127,7 @@ pub async fn copy_image(
                 continue;
             }
             let content = src.get_blob(src_repo, &blob.digest).await?;
-            dst.push_blob(dst_repo, &blob.digest, blob.size, content.stream)
+            dst.push_blob(dst_repo, &blob.digest, blob.size, content.into_stream())
                 .await?;
         }
     }

@@ -24,7 +24,7 @@ use super::digest::Digest;
 use super::error::{Error, Result};
 use super::manifest::{self, Descriptor, MAX_MANIFEST_BYTES, Manifest};
 use super::reference::{Reference, RepoName};
-use super::stream::{Blob, BlobStream, Expected, verify_stream};
+use super::stream::{Blob, BlobStream, Checked, Expected, stream_from_bytes};
 use super::{Inventory, Registry};
 
 mod auth;
@@ -417,15 +417,15 @@ impl HttpRegistry {
                 cause: source,
             })
         });
-        let stream = verify_stream(
+        Ok(Blob::verifying(
+            size,
             Box::pin(raw),
             Expected {
                 digest: *digest,
                 size,
                 location: format!("{}@{digest}", self.location(repo)),
             },
-        );
-        Ok(Blob { size, stream })
+        ))
     }
 
     /// Push once; `Ok(true)` when the answer carries `OCI-Subject`.
@@ -526,6 +526,17 @@ impl Registry for HttpRegistry {
         content: BlobStream,
     ) -> Result<()> {
         self.upload(repo, digest, size, content).await
+    }
+
+    /// Small blobs go in one PUT straight from memory, not hashed again
+    /// (each destination of a fan-out would otherwise hash every byte once
+    /// more); larger ones stream in chunks as any other content.
+    async fn push_checked(&self, repo: &RepoName, blob: &Checked) -> Result<()> {
+        if blob.size() <= upload::MONOLITHIC_MAX {
+            return self.upload_whole(repo, &blob.digest(), blob.bytes()).await;
+        }
+        let stream = stream_from_bytes(blob.bytes());
+        self.upload(repo, &blob.digest(), blob.size(), stream).await
     }
 
     async fn push_manifest(

@@ -201,14 +201,7 @@ impl HttpRegistry {
                 &mut pending,
             )
             .await?;
-            let bytes = buffer.freeze();
-            return self
-                .retrying("blob upload", || async {
-                    let session = self.start_upload(repo).await?;
-                    self.finish_upload(repo, session.url, digest, bytes.clone())
-                        .await
-                })
-                .await;
+            return self.upload_whole(repo, digest, buffer.freeze()).await;
         }
         let mut session = self
             .retrying("blob upload", || self.start_upload(repo))
@@ -226,6 +219,22 @@ impl HttpRegistry {
                 Err(e)
             }
         }
+    }
+
+    /// Push bytes in memory that hash to `digest`: POST, then one PUT with
+    /// all of them, the whole upload retried with a new session.
+    pub(super) async fn upload_whole(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        bytes: Bytes,
+    ) -> Result<()> {
+        self.retrying("blob upload", || async {
+            let session = self.start_upload(repo).await?;
+            self.finish_upload(repo, session.url, digest, bytes.clone())
+                .await
+        })
+        .await
     }
 
     /// The chunk size of a new session: 4 MiB, or less where the host is
