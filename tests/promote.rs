@@ -253,6 +253,31 @@ impl Set {
         app.len() + self.c.blobs.len()
     }
 
+    /// The manifest PUTs one destination gets, sorted.
+    fn manifest_puts(&self) -> Vec<String> {
+        let children = |repo: &str, image: &TestImage| {
+            image
+                .manifests
+                .iter()
+                .map(|m| format!("/v2/prod/{repo}/manifests/{}", m.digest))
+                .collect::<Vec<_>>()
+        };
+        let mut puts = [
+            children("app", &self.a),
+            children("app", &self.b),
+            children("app", &self.d),
+            children("tools/echo", &self.c),
+        ]
+        .concat();
+        for tag in ["v1.0", "v1", "v1.1"] {
+            puts.push(format!("/v2/prod/app/manifests/{tag}"));
+        }
+        puts.push(format!("/v2/prod/app/manifests/{}", self.d.index.digest));
+        puts.push("/v2/prod/tools/echo/manifests/v0.3".into());
+        puts.sort_unstable();
+        puts
+    }
+
     fn assert_everywhere(&self, fleet: &Fleet) {
         assert_promoted(fleet, "app", "v1.0", &self.a);
         assert_promoted(fleet, "app", "v1", &self.a);
@@ -328,6 +353,24 @@ fn dry_run_writes_nothing_and_confirm_copies_every_tag_byte_for_byte() {
         run.json["copy"]["blobs_uploaded"].as_u64(),
         Some(3 * set.blobs_per_repo() as u64)
     );
+    // Each manifest is written once: child manifests by digest, a tagged
+    // top-level manifest only under its tags (a PUT by tag stores it), the
+    // digest-only one by digest.
+    for (dest, log) in fleet.destinations.iter().zip(&requests[1..]) {
+        let mut puts: Vec<&str> = log
+            .iter()
+            .filter(|r| r.method == "PUT" && r.uri.contains("/manifests/"))
+            .map(|r| r.uri.as_str())
+            .collect();
+        puts.sort_unstable();
+        assert_eq!(
+            puts,
+            set.manifest_puts(),
+            "manifest PUTs into {}",
+            dest.host
+        );
+    }
+    assert_eq!(run.json["copy"]["manifests_pushed"].as_u64(), Some(3 * 12));
 }
 
 /// What a no-op run may ask one destination: per repository, one tag

@@ -23,8 +23,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_promoter");
 
 /// Manifest PUTs per second the front accepts.
 const MANIFEST_RATE: u32 = 5;
-/// Images to copy: 5 blobs and 4 manifest PUTs each (two platforms, the
-/// index, its tag).
+/// Images to copy: 5 blobs and 3 manifest PUTs each (two platforms, then
+/// the index under its tag).
 const NEW: usize = 12;
 /// Images already in the destination that only get a new tag: their tag
 /// PUTs start at once, so manifest PUTs are refused while blobs are still

@@ -406,7 +406,11 @@ fn join<T>(result: Result<T, tokio::task::JoinError>) -> T {
 }
 
 /// Once the target's blobs are present: child manifests by digest (all at
-/// once), the top-level manifest by digest, then the tags. For a tag-only
+/// once), then the top-level manifest under each of its tags, or by digest
+/// when it has none. A PUT by tag stores the manifest as a PUT by digest
+/// does, so the top-level manifest is not sent twice: one manifest write
+/// per single-platform image, which is what ECR's `PutImage` quota (10/s by
+/// default) and Artifact Registry's write quota meter. For a tag-only
 /// target, just the tags.
 async fn finish_target(
     ctx: Ctx,
@@ -432,7 +436,9 @@ async fn finish_target(
             )
             .await?;
         }
-        push(&ctx, registry, repo, Reference::Digest(top.digest()), top).await?;
+        if target.tags.is_empty() {
+            push(&ctx, registry, repo, Reference::Digest(top.digest()), top).await?;
+        }
     }
     let mut tags = Vec::with_capacity(target.tags.len());
     for tag in &target.tags {
@@ -444,6 +450,10 @@ async fn finish_target(
         tags.push(push(&ctx, registry, repo, reference, top));
     }
     future::try_join_all(tags).await?;
+    if target.copy && !target.tags.is_empty() {
+        // Stored by its tags.
+        add(&ctx.counters.manifests_pushed, 1);
+    }
     Ok(())
 }
 
