@@ -14,9 +14,11 @@ repositories and tags on the source registry (read through the docker
 transport), because `--src docker` takes a single repository per process.
 
 Measured: wall time of the copy and of the no-op, the requests the registries
-logged during the no-op (from their own logs), and peak RSS (ru_maxrss from
+logged during the no-op (from their own logs), peak RSS (ru_maxrss from
 `/usr/bin/time -f %M`; for skopeo the largest of its processes and their
-sum).
+sum), and CPU seconds (user + system) of the tool (`/usr/bin/time -f %U %S`,
+summed over skopeo's processes) and of the registries serving it (from
+/proc/<pid>/stat), which shows where a CPU-bound machine spends its time.
 
 Also measured in each round: the registry-ingest floor, a client that only
 uploads the same blobs into DESTS fresh registries (POST + monolithic PUT,
@@ -50,6 +52,10 @@ ROUNDS = int(os.environ.get("ROUNDS", "2"))
 MIN_MIB = float(os.environ.get("MIN_MIB", "1"))
 MAX_MIB = float(os.environ.get("MAX_MIB", "4"))
 PROMOTER = os.environ.get("PROMOTER", "target/release/promoter")
+# A second promoter build, measured in the same rounds as "promoter-b": an
+# A/B of two builds on the same machine state.
+PROMOTER_B = os.environ.get("PROMOTER_B")
+PROMOTERS = {"promoter": PROMOTER, **({"promoter-b": PROMOTER_B} if PROMOTER_B else {})}
 SKOPEO = os.environ.get("SKOPEO", "/usr/bin/skopeo")
 REGISTRY = os.environ.get("REGISTRY", "/usr/bin/docker-registry")
 TIME = os.environ.get("TIME_BIN", "/usr/bin/time")
@@ -244,11 +250,25 @@ def push_image(src, repo, tag, seed):
     return sha256(index)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(registries):
+    """User + system CPU seconds each registry process has used so far."""
+    out = []
+    for reg in registries:
+        with open(f"/proc/{reg.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out.append((int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return out
+
+
 def run_measured(commands, scratch):
-    """Run commands in parallel, each under `/usr/bin/time -f %M`; returns
-    (wall seconds, [peak RSS KiB per process], [exit codes]). (wait4's
-    ru_maxrss from Python would include the forked Python's own pages,
-    which survive into the exec'd program's high-water mark.)"""
+    """Run commands in parallel, each under `/usr/bin/time -f "%M %U %S"`;
+    returns (wall seconds, [peak RSS KiB per process], [exit codes], CPU
+    seconds summed over the processes). (wait4's ru_maxrss from Python
+    would include the forked Python's own pages, which survive into the
+    exec'd program's high-water mark.)"""
     started = time.monotonic()
     procs = []
     for i, (cmd, stdout) in enumerate(commands):
@@ -256,7 +276,7 @@ def run_measured(commands, scratch):
         procs.append(
             (
                 subprocess.Popen(
-                    [TIME, "-f", "%M", "-o", rss_file] + cmd,
+                    [TIME, "-f", "%M %U %S", "-o", rss_file] + cmd,
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
                     stderr=stdout,
@@ -264,12 +284,15 @@ def run_measured(commands, scratch):
                 rss_file,
             )
         )
-    rss, codes = [], []
+    rss, codes, cpu = [], [], 0.0
     for p, rss_file in procs:
         codes.append(p.wait())
         with open(rss_file) as f:
-            rss.append(int(f.read().split()[-1]))
-    return time.monotonic() - started, rss, codes
+            # GNU time puts a note above the figures when the exit code is not 0.
+            kib, user, system = f.read().splitlines()[-1].split()
+        rss.append(int(kib))
+        cpu += float(user) + float(system)
+    return time.monotonic() - started, rss, codes, cpu
 
 
 def blob_path(src, digest):
@@ -333,7 +356,7 @@ def upload_floor(src, dests, blobs):
 
 
 def main():
-    for tool in (PROMOTER, SKOPEO, REGISTRY, TIME):
+    for tool in (*PROMOTERS.values(), SKOPEO, REGISTRY, TIME):
         if not os.access(tool, os.X_OK):
             raise SystemExit(f"missing {tool}")
     root = tempfile.mkdtemp(prefix="promoter-bench-")
@@ -390,11 +413,11 @@ def bench(root, registries):
 
     results = []
     for rnd in range(ROUNDS):
-        for tool in ("promoter", "skopeo"):
+        for tool in (*PROMOTERS, "skopeo"):
             dests = [Registry(root, f"{tool}-{rnd}-{i}") for i in range(DESTS)]
             registries.extend(dests)
-            if tool == "promoter":
-                manifest = os.path.join(work, f"promoter-{rnd}.yaml")
+            if tool in PROMOTERS:
+                manifest = os.path.join(work, f"{tool}-{rnd}.yaml")
                 with open(manifest, "w") as f:
                     f.write(f"registries:\n- name: {src.host}/staging\n  src: true\n")
                     for d in dests:
@@ -404,7 +427,7 @@ def bench(root, registries):
                         f.write(f"- name: {repo}\n  dmap:\n")
                         for tag, digest in tags:
                             f.write(f'    "{digest}": ["{tag}"]\n')
-                cmd = [PROMOTER, "run", "--confirm", "--format", "json", "--manifest", manifest]
+                cmd = [PROMOTERS[tool], "run", "--confirm", "--format", "json", "--manifest", manifest]
                 cmd += os.environ.get("PROMOTER_ARGS", "").split()
                 commands = lambda out: [(cmd, out)]
             else:
@@ -433,13 +456,17 @@ def bench(root, registries):
             for phase in ("copy", "noop"):
                 marks = [r.mark() for r in [src] + dests]
                 log_path = os.path.join(work, f"{tool}-{rnd}-{phase}.log")
+                registry_cpu = cpu_seconds([src] + dests)
                 with open(log_path, "wb") as out:
-                    seconds, rss, codes = run_measured(commands(out), work)
+                    seconds, rss, codes, cpu = run_measured(commands(out), work)
+                registry_cpu = sum(cpu_seconds([src] + dests)) - sum(registry_cpu)
                 if any(codes):
                     sys.stdout.write(open(log_path, errors="replace").read()[-4000:])
                     raise SystemExit(f"{tool} {phase} failed: exit codes {codes}")
                 logged = [r.requests_since(m) for r, m in zip([src] + dests, marks)]
                 row[f"{phase}_s"] = seconds
+                row[f"{phase}_cpu_s"] = cpu
+                row[f"{phase}_registry_cpu_s"] = registry_cpu
                 row[f"{phase}_rss_kib"] = max(rss)
                 row[f"{phase}_rss_sum_kib"] = sum(rss)
                 row[f"{phase}_requests"] = sum(len(x) for x in logged)
@@ -453,19 +480,25 @@ def bench(root, registries):
             print(
                 f"  round {row['round']} {tool:<8} copy {row['copy_s']:6.2f} s   "
                 f"no-op {row['noop_s']:5.2f} s ({row['noop_requests']} requests)   "
-                f"peak RSS {row['copy_rss_kib'] / 1024:.0f} MiB",
+                f"peak RSS {row['copy_rss_kib'] / 1024:.0f} MiB   "
+                f"copy CPU {row['copy_cpu_s']:.2f} s + registries {row['copy_registry_cpu_s']:.2f} s",
                 flush=True,
             )
         dests = [Registry(root, f"floor-{rnd}-{i}") for i in range(DESTS)]
         registries.extend(dests)
+        registry_cpu = cpu_seconds(dests)
+        client_cpu = time.process_time()
         row = {"round": rnd + 1, "tool": "floor", "copy_s": upload_floor(src, dests, PUSHED_BLOBS)}
+        row["copy_cpu_s"] = time.process_time() - client_cpu
+        row["copy_registry_cpu_s"] = sum(cpu_seconds(dests)) - sum(registry_cpu)
         for d in dests:
             d.stop()
             registries.remove(d)
         results.append(row)
         print(
             f"  round {row['round']} floor    copy {row['copy_s']:6.2f} s   "
-            f"(blob uploads only: {len(PUSHED_BLOBS)} blobs x {DESTS} destinations)",
+            f"(blob uploads only: {len(PUSHED_BLOBS)} blobs x {DESTS} destinations)   "
+            f"CPU {row['copy_cpu_s']:.2f} s + registries {row['copy_registry_cpu_s']:.2f} s",
             flush=True,
         )
     report(results, by_repo)
@@ -523,24 +556,36 @@ def report(results, by_repo):
     print()
     minimum = DESTS * len(by_repo)
     print(f"medians over {ROUNDS} round(s); skopeo RSS is the largest of its {DESTS} processes")
-    print(f"{'':<22} {'promoter':>10} {'skopeo':>10} {'ratio':>7}")
-    for label, key, fmt in (
-        ("copy wall time (s)", "copy_s", "{:.2f}"),
-        ("no-op wall time (s)", "noop_s", "{:.2f}"),
-        ("no-op requests", "noop_requests", "{:.0f}"),
-        ("copy peak RSS (MiB)", "copy_rss_kib", "{:.1f}"),
-        ("no-op peak RSS (MiB)", "noop_rss_kib", "{:.1f}"),
-    ):
-        p, s = med("promoter", key), med("skopeo", key)
-        if "rss" in key:
-            p, s = p / 1024, s / 1024
-        print(f"{label:<22} {fmt.format(p):>10} {fmt.format(s):>10} {p / s:>7.3f}")
+    for tool in PROMOTERS:
+        if tool != "promoter":
+            print(f"{tool}: {PROMOTERS[tool]}")
+        print(f"{'':<22} {tool:>10} {'skopeo':>10} {'ratio':>7}")
+        for label, key, fmt in (
+            ("copy wall time (s)", "copy_s", "{:.2f}"),
+            ("no-op wall time (s)", "noop_s", "{:.2f}"),
+            ("no-op requests", "noop_requests", "{:.0f}"),
+            ("copy peak RSS (MiB)", "copy_rss_kib", "{:.1f}"),
+            ("no-op peak RSS (MiB)", "noop_rss_kib", "{:.1f}"),
+        ):
+            p, s = med(tool, key), med("skopeo", key)
+            if "rss" in key:
+                p, s = p / 1024, s / 1024
+            print(f"{label:<22} {fmt.format(p):>10} {fmt.format(s):>10} {p / s:>7.3f}")
     floor = med("floor", "copy_s")
-    p, s = med("promoter", "copy_s"), med("skopeo", "copy_s")
+    s = med("skopeo", "copy_s")
     print(
         f"registry-ingest floor (blob uploads only, {os.environ.get('FLOOR_THREADS', '8')} "
-        f"in flight per destination): {floor:.2f} s; copy vs floor: promoter {p / floor:.2f}x, "
-        f"skopeo {s / floor:.2f}x"
+        f"in flight per destination): {floor:.2f} s; copy vs floor: "
+        + ", ".join(f"{tool} {med(tool, 'copy_s') / floor:.2f}x" for tool in PROMOTERS)
+        + f", skopeo {s / floor:.2f}x"
+    )
+    print(
+        "copy CPU seconds (user + sys), the tool / the registries serving it: "
+        + ", ".join(
+            f"{tool} {med(tool, 'copy_cpu_s'):.2f} / {med(tool, 'copy_registry_cpu_s'):.2f}"
+            for tool in (*PROMOTERS, "skopeo", "floor")
+        )
+        + " (the floor's registries are the destinations only: it reads the source's files)"
     )
     skopeo_sum = med("skopeo", "copy_rss_sum_kib") / 1024
     print(f"skopeo copy RSS summed over its {DESTS} processes: {skopeo_sum:.1f} MiB")
@@ -549,7 +594,7 @@ def report(results, by_repo):
         f"{minimum} tag listings ({DESTS} destinations x {len(by_repo)} repositories) + "
         f"{DESTS * IMAGES} tag HEADs + at most one /v2/ ping per registry"
     )
-    for tool in ("promoter", "skopeo"):
+    for tool in (*PROMOTERS, "skopeo"):
         last = [r for r in results if r["tool"] == tool][-1]
         print(f"  {tool} no-op requests by kind: {json.dumps(last['noop_kinds'], sort_keys=True)}")
     if os.environ.get("BENCH_JSON"):

@@ -15,6 +15,11 @@
 # keeps the scratch directory with every run's output.
 # PROMOTER_ARGS="--max-rps 50" adds flags to every promoter run (this one
 # paces every host from its first request, starting at 50 r/s).
+# PROMOTER_B=path/to/another/promoter measures a second build in the same
+# rounds (an A/B on one machine state). TMPDIR=/dev/shm keeps every
+# registry's storage in memory: on this machine's ext4 the registries' own
+# CPU (inode allocation after each round's deletions) varied 1.5x between
+# rounds of the same work, on tmpfs within 10%.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench/install.sh time docker-registry skopeo

@@ -12,7 +12,8 @@
 //!    every destination repository that lacks it: skip, mount, or upload
 //!    from one read of the source (`blobs`);
 //! 3. per (job, target), once its blobs are there: child manifests by
-//!    digest, the top-level manifest by digest, then the tags.
+//!    digest, then the top-level manifest under its tags (by digest when
+//!    it has none).
 //!
 //! Failures stay with the (job, target) they belong to.
 
