@@ -9,22 +9,20 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures_util::{StreamExt, future};
+use futures_util::future;
 
 use super::source::ImageTree;
 use super::{BlobTransfer, Ctx, Error, ProgressEvent, location};
 use crate::counter::add;
-use crate::registry::{self, Blob, BlobStream, Checked, Digest, Registry, RepoName};
+use crate::registry::{self, Blob, Checked, Digest, Registry, RepoName, Spooled};
 
-/// Blobs up to this size that go to several destinations are read into
-/// memory once; larger ones are spooled to a file.
+/// Blobs up to this size are read into memory once, whatever the number of
+/// destinations; a larger one streams straight through to a single
+/// destination, and is spooled to a file for several.
 pub const IN_MEMORY_MAX: u64 = 8 * 1024 * 1024;
 
 /// Bytes of small blobs held in memory at once, across all groups.
 pub(super) const MEMORY_BUDGET: usize = 64 * 1024 * 1024;
-
-/// Read size when streaming a spooled blob back.
-const SPOOL_CHUNK: usize = 256 * 1024;
 
 /// One destination repository of a group.
 struct Destination {
@@ -151,42 +149,10 @@ impl Group {
         self.read(ctx).await?.collect(self.size).await
     }
 
-    fn size_mismatch(&self, actual: u64) -> registry::Error {
-        registry::Error::SizeMismatch {
-            location: location(self.source.as_ref(), &self.source_repo),
-            digest: self.digest,
-            expected: self.size,
-            actual,
-        }
-    }
-
-    /// The whole blob in a temporary file, written from the verified
-    /// stream: a file exists only for complete, matching content.
-    async fn spool(&self, ctx: &Ctx) -> registry::Result<tempfile::TempPath> {
-        use tokio::io::AsyncWriteExt;
-        let io = |e| registry::Error::io(&ctx.spool_dir, e);
-        let file = tempfile::Builder::new()
-            .prefix("promoter-blob-")
-            .tempfile_in(&ctx.spool_dir)
-            .map_err(io)?;
-        let (file, path) = file.into_parts();
-        let mut writer =
-            tokio::io::BufWriter::with_capacity(SPOOL_CHUNK, tokio::fs::File::from_std(file));
-        let mut stream = self.read(ctx).await?.into_stream();
-        let mut written = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            written += chunk.len() as u64;
-            if written > self.size {
-                return Err(self.size_mismatch(written));
-            }
-            writer.write_all(&chunk).await.map_err(io)?;
-        }
-        if written != self.size {
-            return Err(self.size_mismatch(written));
-        }
-        writer.flush().await.map_err(io)?;
-        Ok(path)
+    /// The whole (large) blob in a temporary file, hashed once as it is
+    /// written.
+    async fn spool(&self, ctx: &Ctx) -> registry::Result<Spooled> {
+        self.read(ctx).await?.spool(self.size, &ctx.spool_dir).await
     }
 }
 
@@ -351,57 +317,29 @@ async fn upload_from_memory(ctx: &Ctx, group: &Group, slots: &[usize]) -> Upload
     .await
 }
 
-/// A large blob for several destinations: spooled to a file once.
+/// A large blob for several destinations: spooled to a file once, and
+/// hashed once as it was written.
 async fn upload_from_spool(ctx: &Ctx, group: &Group, slots: &[usize]) -> Uploaded {
     let spooled = {
         let _permit = ctx.permit().await;
         group.spool(ctx).await
     };
-    match spooled {
-        Ok(path) => {
-            let path = &path;
-            fan_out(ctx, group, slots, |_| async move {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|e| registry::Error::io(path.to_path_buf(), e))?;
-                let err_path = path.to_path_buf();
-                let stream: BlobStream = Box::pin(
-                    tokio_util::io::ReaderStream::with_capacity(file, SPOOL_CHUNK)
-                        .map(move |r| r.map_err(|e| registry::Error::io(&err_path, e))),
-                );
-                Ok(stream)
-            })
-            .await
-        }
-        Err(e) => all_failed(slots, e),
-    }
+    let spooled = match spooled {
+        Ok(spooled) => spooled,
+        Err(e) => return all_failed(slots, e),
+    };
+    let spooled = &spooled;
+    future::join_all(slots.iter().map(|&slot| async move {
+        let d = &group.destinations[slot];
+        let _permit = ctx.permit().await;
+        let result = d.registry.push_spooled(&d.repo, spooled).await;
+        (slot, result.map_err(Arc::new))
+    }))
+    .await
 }
 
 /// The one read of the source failed: so did every upload from it.
 fn all_failed(slots: &[usize], error: registry::Error) -> Uploaded {
     let error = Arc::new(error);
     slots.iter().map(|&s| (s, Err(error.clone()))).collect()
-}
-
-/// Push to each of `slots` concurrently, each from its own stream.
-async fn fan_out<F, Fut>(ctx: &Ctx, group: &Group, slots: &[usize], open: F) -> Uploaded
-where
-    F: Fn(usize) -> Fut,
-    Fut: Future<Output = registry::Result<BlobStream>>,
-{
-    let open = &open;
-    future::join_all(slots.iter().map(|&slot| async move {
-        let d = &group.destinations[slot];
-        let _permit = ctx.permit().await;
-        let result = match open(slot).await {
-            Ok(stream) => {
-                d.registry
-                    .push_blob(&d.repo, &group.digest, group.size, stream)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        (slot, result.map_err(Arc::new))
-    }))
-    .await
 }

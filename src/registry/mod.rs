@@ -27,7 +27,7 @@ pub use digest::Digest;
 pub use error::{Error, Result};
 pub use manifest::{Descriptor, Manifest};
 pub use reference::{ImageRef, Reference, RepoName};
-pub use stream::{Blob, BlobStream, Checked};
+pub use stream::{Blob, BlobStream, Checked, Spooled};
 
 /// What a repository holds: every known manifest digest with its tags and
 /// media type.
@@ -142,6 +142,14 @@ pub trait Registry: Send + Sync + fmt::Debug {
     /// check [`Registry::blob_exists`] first, as for `push_blob`.
     async fn push_checked(&self, repo: &RepoName, blob: &Checked) -> Result<()> {
         let stream = stream::stream_from_bytes(blob.bytes());
+        self.push_blob(repo, &blob.digest(), blob.size(), stream)
+            .await
+    }
+
+    /// Store a blob spooled from a verified read: the same as
+    /// [`Registry::push_blob`] from the file, without hashing it again.
+    async fn push_spooled(&self, repo: &RepoName, blob: &Spooled) -> Result<()> {
+        let stream = blob.open().await?;
         self.push_blob(repo, &blob.digest(), blob.size(), stream)
             .await
     }

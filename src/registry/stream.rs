@@ -1,14 +1,19 @@
-//! Blob content in motion: [`BlobStream`] and [`verify_stream`], which hashes
-//! every chunk as it passes and turns the end of the stream into an error when
-//! the bytes do not match the digest and size they were addressed by.
+//! Blob content: [`BlobStream`] and [`verify_stream`], which hashes every
+//! chunk as it passes and turns the end of the stream into an error when the
+//! bytes do not match the digest and size they were addressed by; a [`Blob`]
+//! read from a registry, which always checks itself; and what a read blob
+//! becomes when it goes to several destinations, hashed once as it was read:
+//! [`Checked`] bytes in memory, or a [`Spooled`] file.
 //!
-//! Streams are never collected here: memory stays at one chunk per stream.
+//! Streams are collected only by [`Blob::collect`], which the caller bounds.
 
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
 
 use super::digest::{Digest, Hasher};
 use super::error::{Error, Result};
@@ -66,30 +71,98 @@ impl Blob {
         }
     }
 
-    /// The whole blob in memory, which must be `size` bytes: more is refused
-    /// as soon as it arrives. Hashed once, here, as it streams in.
-    pub async fn collect(self, size: u64) -> Result<Checked> {
-        let size_error = |actual| Error::SizeMismatch {
+    fn size_error(&self, expected: u64, actual: u64) -> Error {
+        Error::SizeMismatch {
             location: self.location.clone(),
             digest: self.digest,
-            expected: size,
+            expected,
             actual,
-        };
-        let mut stream = self.stream;
+        }
+    }
+
+    /// The whole blob in memory, which must be `size` bytes: more is refused
+    /// as soon as it arrives. Hashed once, here, as it streams in.
+    pub async fn collect(mut self, size: u64) -> Result<Checked> {
         let mut buffer = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
-        while let Some(chunk) = stream.next().await {
+        while let Some(chunk) = self.stream.next().await {
             buffer.extend_from_slice(&chunk?);
             if buffer.len() as u64 > size {
-                return Err(size_error(buffer.len() as u64));
+                return Err(self.size_error(size, buffer.len() as u64));
             }
         }
         if buffer.len() as u64 != size {
-            return Err(size_error(buffer.len() as u64));
+            return Err(self.size_error(size, buffer.len() as u64));
         }
         Ok(Checked {
             digest: self.digest,
             bytes: buffer.freeze(),
         })
+    }
+
+    /// The whole blob in a new private file in `dir`, which must be `size`
+    /// bytes, as for [`Blob::collect`]: a [`Spooled`] exists only for
+    /// complete, matching content, and the file goes when it is dropped.
+    pub async fn spool(mut self, size: u64, dir: &Path) -> Result<Spooled> {
+        let io = |e| Error::io(dir, e);
+        let file = tempfile::Builder::new()
+            .prefix("promoter-blob-")
+            .tempfile_in(dir)
+            .map_err(io)?;
+        let (file, path) = file.into_parts();
+        let mut writer =
+            tokio::io::BufWriter::with_capacity(SPOOL_CHUNK, tokio::fs::File::from_std(file));
+        let mut written = 0u64;
+        while let Some(chunk) = self.stream.next().await {
+            let chunk = chunk?;
+            written += chunk.len() as u64;
+            if written > size {
+                return Err(self.size_error(size, written));
+            }
+            writer.write_all(&chunk).await.map_err(io)?;
+        }
+        if written != size {
+            return Err(self.size_error(size, written));
+        }
+        writer.flush().await.map_err(io)?;
+        Ok(Spooled {
+            digest: self.digest,
+            size,
+            path,
+        })
+    }
+}
+
+/// A blob in a temporary file written by [`Blob::spool`] from its verifying
+/// stream: read back for each destination without another hash
+/// ([`crate::registry::Registry::push_spooled`]).
+#[derive(Debug)]
+pub struct Spooled {
+    digest: Digest,
+    size: u64,
+    path: tempfile::TempPath,
+}
+
+impl Spooled {
+    /// The digest the file's bytes hash to.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// Its size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The file's bytes, read in chunks.
+    pub async fn open(&self) -> Result<BlobStream> {
+        let path = self.path.to_path_buf();
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Box::pin(
+            tokio_util::io::ReaderStream::with_capacity(file, SPOOL_CHUNK)
+                .map(move |r| r.map_err(|e| Error::io(&path, e))),
+        ))
     }
 }
 
@@ -136,6 +209,10 @@ impl Checked {
         self.bytes.len() as u64
     }
 }
+
+/// Read size when streaming a spooled blob back, and the write buffer that
+/// spools it.
+const SPOOL_CHUNK: usize = 256 * 1024;
 
 /// What the bytes of a stream must be.
 #[derive(Clone, Debug)]
@@ -323,5 +400,31 @@ mod tests {
             Err(Error::DigestMismatch { .. })
         ));
         assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 4);
+    }
+
+    #[tokio::test]
+    async fn spool_writes_a_file_only_for_matching_content_and_reads_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = || std::fs::read_dir(dir.path()).unwrap().count();
+        let spooled = blob(&[b"ab", b"cd"], b"abcd")
+            .spool(4, dir.path())
+            .await
+            .unwrap();
+        assert_eq!((spooled.digest(), spooled.size()), (Digest::of(b"abcd"), 4));
+        assert_eq!(drain(spooled.open().await.unwrap()).await.unwrap(), b"abcd");
+        drop(spooled);
+        assert_eq!(files(), 0, "the file goes with the Spooled");
+
+        let other = blob(&[b"ab", b"cX"], b"abcd").spool(4, dir.path()).await;
+        assert!(
+            matches!(other, Err(Error::DigestMismatch { .. })),
+            "{other:?}"
+        );
+        let longer = blob(&[b"abcd", b"e"], b"abcde").spool(4, dir.path()).await;
+        assert!(
+            matches!(longer, Err(Error::SizeMismatch { actual: 5, .. })),
+            "{longer:?}"
+        );
+        assert_eq!(files(), 0, "no file is left for refused content");
     }
 }

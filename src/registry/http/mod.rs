@@ -24,7 +24,7 @@ use super::digest::Digest;
 use super::error::{Error, Result};
 use super::manifest::{self, Descriptor, MAX_MANIFEST_BYTES, Manifest};
 use super::reference::{Reference, RepoName};
-use super::stream::{Blob, BlobStream, Checked, Expected, stream_from_bytes};
+use super::stream::{Blob, BlobStream, Checked, Expected, Spooled, stream_from_bytes};
 use super::{Inventory, Registry};
 
 mod auth;
@@ -536,7 +536,16 @@ impl Registry for HttpRegistry {
             return self.upload_whole(repo, &blob.digest(), blob.bytes()).await;
         }
         let stream = stream_from_bytes(blob.bytes());
-        self.upload(repo, &blob.digest(), blob.size(), stream).await
+        self.upload_checked(repo, &blob.digest(), blob.size(), stream)
+            .await
+    }
+
+    /// Streamed from the file as a chunked upload; the registry still
+    /// checks the digest when the upload is committed.
+    async fn push_spooled(&self, repo: &RepoName, blob: &Spooled) -> Result<()> {
+        let stream = blob.open().await?;
+        self.upload_checked(repo, &blob.digest(), blob.size(), stream)
+            .await
     }
 
     async fn push_manifest(

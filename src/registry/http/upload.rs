@@ -174,7 +174,8 @@ impl HttpRegistry {
         Ok(())
     }
 
-    /// Push a blob, monolithic or chunked by size. See the module header.
+    /// Push a blob, monolithic or chunked by size, hashing it as it goes.
+    /// See the module header.
     pub(super) async fn upload(
         &self,
         repo: &RepoName,
@@ -182,7 +183,7 @@ impl HttpRegistry {
         size: u64,
         content: BlobStream,
     ) -> Result<()> {
-        let mut verified = verify_stream(
+        let verified = verify_stream(
             content,
             Expected {
                 digest: *digest,
@@ -190,12 +191,25 @@ impl HttpRegistry {
                 location: format!("{}@{digest} (upload)", self.location(repo)),
             },
         );
+        self.upload_checked(repo, digest, size, verified).await
+    }
+
+    /// Push content that is already verified, or verifies itself: a
+    /// stream error (the verifier's mismatch among them) comes before the
+    /// commit, so the registry never commits the blob.
+    pub(super) async fn upload_checked(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        mut content: BlobStream,
+    ) -> Result<()> {
         if size <= MONOLITHIC_MAX {
             // Read and verify everything before the registry sees a byte.
             let mut buffer = BytesMut::with_capacity(size as usize);
             let mut pending = None;
             fill(
-                &mut verified,
+                &mut content,
                 &mut buffer,
                 MONOLITHIC_MAX as usize + 1,
                 &mut pending,
@@ -206,7 +220,7 @@ impl HttpRegistry {
         let mut session = self
             .retrying("blob upload", || self.start_upload(repo))
             .await?;
-        match self.upload_chunks(repo, &mut session, &mut verified).await {
+        match self.upload_chunks(repo, &mut session, &mut content).await {
             Ok(()) => {
                 let url = session.url;
                 self.retrying("blob commit", || {
