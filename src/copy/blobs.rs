@@ -307,13 +307,9 @@ async fn upload_from_memory(ctx: &Ctx, group: &Group, slots: &[usize]) -> Upload
         Ok(checked) => checked,
         Err(e) => return all_failed(slots, e),
     };
-    let checked = &checked;
-    future::join_all(slots.iter().map(|&slot| async move {
-        let d = &group.destinations[slot];
-        let _permit = ctx.permit().await;
-        let result = d.registry.push_checked(&d.repo, checked).await;
-        (slot, result.map_err(Arc::new))
-    }))
+    fan_out(ctx, group, slots, |d| {
+        d.registry.push_checked(&d.repo, &checked)
+    })
     .await
 }
 
@@ -328,11 +324,22 @@ async fn upload_from_spool(ctx: &Ctx, group: &Group, slots: &[usize]) -> Uploade
         Ok(spooled) => spooled,
         Err(e) => return all_failed(slots, e),
     };
-    let spooled = &spooled;
+    fan_out(ctx, group, slots, |d| {
+        d.registry.push_spooled(&d.repo, &spooled)
+    })
+    .await
+}
+
+/// `push` to each of `slots` at once, each holding a permit while it runs.
+async fn fan_out<'a, F, Fut>(ctx: &Ctx, group: &'a Group, slots: &[usize], push: F) -> Uploaded
+where
+    F: Fn(&'a Destination) -> Fut,
+    Fut: Future<Output = registry::Result<()>>,
+{
+    let push = &push;
     future::join_all(slots.iter().map(|&slot| async move {
-        let d = &group.destinations[slot];
         let _permit = ctx.permit().await;
-        let result = d.registry.push_spooled(&d.repo, spooled).await;
+        let result = push(&group.destinations[slot]).await;
         (slot, result.map_err(Arc::new))
     }))
     .await
