@@ -137,17 +137,19 @@ pub trait Registry: Send + Sync + fmt::Debug {
         content: BlobStream,
     ) -> Result<()>;
 
-    /// Store a blob whose bytes are already checked against its digest: the
-    /// same as [`Registry::push_blob`], without hashing them again. Callers
-    /// check [`Registry::blob_exists`] first, as for `push_blob`.
+    /// Store a blob whose bytes are already checked against its digest, as
+    /// [`Registry::push_blob`] does. A backend may send them without hashing
+    /// them again (HTTP does); this default hashes them as `push_blob` does.
+    /// Callers check [`Registry::blob_exists`] first, as for `push_blob`.
     async fn push_checked(&self, repo: &RepoName, blob: &Checked) -> Result<()> {
         let stream = stream::stream_from_bytes(blob.bytes());
         self.push_blob(repo, &blob.digest(), blob.size(), stream)
             .await
     }
 
-    /// Store a blob spooled from a verified read: the same as
-    /// [`Registry::push_blob`] from the file, without hashing it again.
+    /// Store a blob spooled from a verified read, as [`Registry::push_blob`]
+    /// does from the file. A backend may skip the second hash (HTTP does);
+    /// this default does not.
     async fn push_spooled(&self, repo: &RepoName, blob: &Spooled) -> Result<()> {
         let stream = blob.open().await?;
         self.push_blob(repo, &blob.digest(), blob.size(), stream)
