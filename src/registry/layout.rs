@@ -425,7 +425,6 @@ impl Registry for LayoutRegistry {
         let raw = tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK)
             .map(move |r| r.map_err(|e| Error::io(&err_path, e)));
         Ok(Blob::verifying(
-            Some(size),
             Box::pin(raw),
             Expected {
                 digest: *digest,

@@ -43,10 +43,11 @@ impl std::fmt::Debug for Blob {
 }
 
 impl Blob {
-    /// `raw` as a blob of `size` (when announced) that must be `expected`.
-    pub fn verifying(size: Option<u64>, raw: BlobStream, expected: Expected) -> Blob {
+    /// `raw` as a blob that must be `expected`, of `expected.size` when the
+    /// source announced one.
+    pub fn verifying(raw: BlobStream, expected: Expected) -> Blob {
         Blob {
-            size,
+            size: expected.size,
             digest: expected.digest,
             location: expected.location.clone(),
             stream: verify_stream(raw, expected),
@@ -80,18 +81,31 @@ impl Blob {
         }
     }
 
+    /// The next chunk of a blob that must be `size` bytes, counted into
+    /// `seen`: an error as soon as `seen` passes `size`, and at the end
+    /// unless it is `size`.
+    async fn next_within(&mut self, size: u64, seen: &mut u64) -> Result<Option<Bytes>> {
+        match self.stream.next().await {
+            Some(chunk) => {
+                let chunk = chunk?;
+                *seen += chunk.len() as u64;
+                if *seen > size {
+                    return Err(self.size_error(size, *seen));
+                }
+                Ok(Some(chunk))
+            }
+            None if *seen != size => Err(self.size_error(size, *seen)),
+            None => Ok(None),
+        }
+    }
+
     /// The whole blob in memory, which must be `size` bytes: more is refused
     /// as soon as it arrives. Hashed once, here, as it streams in.
     pub async fn collect(mut self, size: u64) -> Result<Checked> {
         let mut buffer = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
-        while let Some(chunk) = self.stream.next().await {
-            buffer.extend_from_slice(&chunk?);
-            if buffer.len() as u64 > size {
-                return Err(self.size_error(size, buffer.len() as u64));
-            }
-        }
-        if buffer.len() as u64 != size {
-            return Err(self.size_error(size, buffer.len() as u64));
+        let mut seen = 0;
+        while let Some(chunk) = self.next_within(size, &mut seen).await? {
+            buffer.extend_from_slice(&chunk);
         }
         Ok(Checked {
             digest: self.digest,
@@ -111,17 +125,9 @@ impl Blob {
         let (file, path) = file.into_parts();
         let mut writer =
             tokio::io::BufWriter::with_capacity(SPOOL_CHUNK, tokio::fs::File::from_std(file));
-        let mut written = 0u64;
-        while let Some(chunk) = self.stream.next().await {
-            let chunk = chunk?;
-            written += chunk.len() as u64;
-            if written > size {
-                return Err(self.size_error(size, written));
-            }
+        let mut written = 0;
+        while let Some(chunk) = self.next_within(size, &mut written).await? {
             writer.write_all(&chunk).await.map_err(io)?;
-        }
-        if written != size {
-            return Err(self.size_error(size, written));
         }
         writer.flush().await.map_err(io)?;
         Ok(Spooled {
@@ -356,7 +362,7 @@ mod tests {
     }
 
     fn blob(parts: &[&'static [u8]], content: &[u8]) -> Blob {
-        Blob::verifying(None, chunks(parts), expected(content, None))
+        Blob::verifying(chunks(parts), expected(content, None))
     }
 
     #[tokio::test]

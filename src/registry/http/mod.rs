@@ -418,7 +418,6 @@ impl HttpRegistry {
             })
         });
         Ok(Blob::verifying(
-            size,
             Box::pin(raw),
             Expected {
                 digest: *digest,
