@@ -254,13 +254,13 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(registries):
-    """User + system CPU seconds each registry process has used so far."""
-    out = []
+    """User + system CPU seconds the registry processes have used so far."""
+    total = 0.0
     for reg in registries:
         with open(f"/proc/{reg.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        out.append((int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
-    return out
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
 
 
 def run_measured(commands, scratch):
@@ -459,7 +459,7 @@ def bench(root, registries):
                 registry_cpu = cpu_seconds([src] + dests)
                 with open(log_path, "wb") as out:
                     seconds, rss, codes, cpu = run_measured(commands(out), work)
-                registry_cpu = sum(cpu_seconds([src] + dests)) - sum(registry_cpu)
+                registry_cpu = cpu_seconds([src] + dests) - registry_cpu
                 if any(codes):
                     sys.stdout.write(open(log_path, errors="replace").read()[-4000:])
                     raise SystemExit(f"{tool} {phase} failed: exit codes {codes}")
@@ -490,7 +490,7 @@ def bench(root, registries):
         client_cpu = time.process_time()
         row = {"round": rnd + 1, "tool": "floor", "copy_s": upload_floor(src, dests, PUSHED_BLOBS)}
         row["copy_cpu_s"] = time.process_time() - client_cpu
-        row["copy_registry_cpu_s"] = sum(cpu_seconds(dests)) - sum(registry_cpu)
+        row["copy_registry_cpu_s"] = cpu_seconds(dests) - registry_cpu
         for d in dests:
             d.stop()
             registries.remove(d)
